@@ -1,0 +1,26 @@
+"""infermax-env: an iteration-level LLM inference scheduling simulator, cost models and Gymnasium envs.
+
+The simulator core (this package minus :mod:`infermax_env.envs`) does not import Gymnasium.
+"""
+
+from .batch import Batch
+from .cost import CostModel, LinearCoefficients, LinearCostModel
+from .deployment import Deployment, EngineConfig
+from .errors import DeploymentError, InferMaxError, InfeasibleDecisionError, WorkloadError
+from .hardware import GPUSpec, get_gpu, list_gpus, register_gpu
+from .metrics import RunMetrics, compute_metrics, objective_value
+from .models import ModelSpec, get_model, list_models, register_model
+from .simulator import Decision, Scheduler, Simulator, StepResult
+from .workload import (Empirical, Fixed, LengthDistribution, LogNormal, SyntheticGenerator, TraceWindowGenerator,
+                       Uniform, Workload, load_azure_trace)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch", "CostModel", "Decision", "Deployment", "DeploymentError", "Empirical", "EngineConfig", "Fixed",
+    "GPUSpec", "InferMaxError", "InfeasibleDecisionError", "LengthDistribution", "LinearCoefficients",
+    "LinearCostModel", "LogNormal", "ModelSpec", "RunMetrics", "Scheduler", "Simulator", "StepResult",
+    "SyntheticGenerator", "TraceWindowGenerator", "Uniform", "Workload", "WorkloadError", "compute_metrics",
+    "get_gpu", "get_model", "list_gpus", "list_models", "load_azure_trace", "objective_value", "register_gpu",
+    "register_model",
+]

@@ -1,0 +1,27 @@
+"""The interface every cost model implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from ..batch import Batch
+
+BREAKDOWN_KEYS = ("linear", "attention", "lm_head", "communication", "overhead")
+
+
+class CostModel(ABC):
+    """Predicts the GPU time of one iteration.
+
+    ``breakdown`` returns seconds per component under :data:`BREAKDOWN_KEYS` (``linear``: every
+    non-attention op of the transformer layers; ``attention``; ``lm_head``; ``communication``:
+    tensor-parallel all-reduces; ``overhead``: fixed per-iteration cost), summing to ``batch_time``.
+    An empty batch costs 0.
+    """
+
+    @abstractmethod
+    def breakdown(self, batch: Batch) -> dict[str, float]:
+        """Seconds spent per component for ``batch``."""
+
+    def batch_time(self, batch: Batch) -> float:
+        """Predicted seconds for ``batch``."""
+        return float(sum(self.breakdown(batch).values()))

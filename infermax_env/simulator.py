@@ -1,0 +1,455 @@
+"""The iteration-level inference simulator: one set of semantics for every scheduler, env and solver.
+
+Semantics (see docs/semantics.md for the full statement):
+
+* Request r has prompt length I and output length O. ``kv[r]`` counts the tokens computed since its last
+  eviction, which is also the KV it holds; ``generated[r]`` counts emitted tokens.
+* The tokens r must still compute before it emits its next token are ``need = I + generated - kv``. A chunk
+  of 1..need tokens may run in an iteration; a chunk equal to ``need`` emits one token at the end of the
+  iteration. A request is *decoding* when it has emitted a token and ``need == 1``; otherwise its chunk is a
+  prefill (of the prompt, or of prompt + generated tokens after an eviction).
+* Eviction (preemption by recompute) drops all KV of a resident request: ``kv = 0``; it goes back to waiting.
+* Each iteration, after evictions, the KV of all resident requests including this iteration's new tokens must
+  fit in M (each request rounded up to whole blocks); the chunk tokens total at most C; at most
+  ``max_batch_size`` requests compute. A request releases its KV at the end of the iteration that emits its
+  O-th token, at which point ``kv == I + O - 1``.
+* The clock advances by the cost model's time for the batch. Requests whose arrival time is <= the clock are
+  visible. When no arrived request is unfinished, the clock jumps to the next arrival. An empty decision
+  while work is waiting idles the GPU until the next arrival (an error if none is left).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Protocol
+
+import numpy as np
+
+from .batch import Batch
+from .cost.base import CostModel
+from .deployment import EngineConfig
+from .errors import InfeasibleDecisionError, WorkloadError
+from .workload import Workload
+
+if TYPE_CHECKING:
+    from .metrics import RunMetrics
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+_NO_IDS.setflags(write=False)
+
+
+class Decision:
+    """What one iteration does: compute ``run_tokens[i]`` tokens for request ``run_ids[i]`` after evicting
+    ``evict_ids``. Ids are request positions in the workload (0..n-1)."""
+
+    __slots__ = ("run_ids", "run_tokens", "evict_ids")
+
+    def __init__(self, run_ids: Iterable[int] | np.ndarray = _NO_IDS, run_tokens: Iterable[int] | np.ndarray = _NO_IDS,
+                 evict_ids: Iterable[int] | np.ndarray = _NO_IDS):
+        self.run_ids = _int_array(run_ids, "run_ids")
+        self.run_tokens = _int_array(run_tokens, "run_tokens")
+        self.evict_ids = _int_array(evict_ids, "evict_ids")
+        if len(self.run_ids) != len(self.run_tokens):
+            raise InfeasibleDecisionError(
+                f"Decision has {len(self.run_ids)} run_ids but {len(self.run_tokens)} run_tokens")
+
+    @classmethod
+    def from_dict(cls, tokens: dict[int, int], evict: Iterable[int] = ()) -> "Decision":
+        """``Decision.from_dict({request: tokens, ...}, evict=[...])``."""
+        return cls(list(tokens.keys()), list(tokens.values()), list(evict))
+
+    @property
+    def is_empty(self) -> bool:
+        return len(self.run_ids) == 0 and len(self.evict_ids) == 0
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"run_ids": self.run_ids.tolist(), "run_tokens": self.run_tokens.tolist(),
+                "evict_ids": self.evict_ids.tolist()}
+
+    def __repr__(self) -> str:
+        runs = dict(zip(self.run_ids.tolist(), self.run_tokens.tolist()))
+        return f"Decision(run={runs}, evict={self.evict_ids.tolist()})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and all(
+            np.array_equal(getattr(self, name), getattr(other, name)) for name in self.__slots__)
+
+
+def _int_array(values, name: str) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype == np.int64 and values.ndim == 1:
+        return values
+    array = np.asarray(values)
+    if array.size == 0:
+        return _NO_IDS
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise InfeasibleDecisionError(f"Decision.{name} must be a 1-D integer array, got {array.dtype} shape {array.shape}")
+    return array.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one :meth:`Simulator.step` did.
+
+    ``latency_area`` is the integral over the elapsed time of the number of requests in the system (arrived,
+    unfinished); summed over a run it equals the sum of TTLT. ``elapsed = batch_time + idle_time``.
+    """
+
+    batch: Batch
+    batch_time: float
+    idle_time: float
+    latency_area: float
+    emitted: np.ndarray
+    finished: np.ndarray
+
+    @property
+    def elapsed(self) -> float:
+        return self.batch_time + self.idle_time
+
+
+class Scheduler(Protocol):
+    """A policy that drives the simulator directly."""
+
+    def reset(self, sim: "Simulator") -> None:
+        """Called once before the first decision of a run."""
+
+    def decide(self, sim: "Simulator") -> Decision:
+        """The decision for the next iteration, from the simulator's current state."""
+
+
+class Simulator:
+    """Simulates serving ``workload`` under ``config`` with batch times from ``cost_model``.
+
+    Per-request state is exposed as arrays indexed by request position: ``kv``, ``generated``,
+    ``prompt_len``, ``output_len``, ``arrival``, ``first_token_time``, ``finish_time``, ``num_preemptions``,
+    ``recomputed_tokens``. ``waiting`` and ``resident`` are insertion-ordered dicts of request ids
+    (arrival order for new requests; evicted requests re-enter ``waiting`` at the end).
+
+    The run log holds, per iteration, ``log_start``, ``log_batch_time``, ``log_kv_blocks`` (peak blocks in
+    the iteration), ``log_tokens``, ``log_decisions`` and ``log_decode`` (which runs were decodes).
+
+    Args:
+        oversized: what to do with a request whose full KV (I + O - 1 tokens, in blocks) exceeds M:
+            ``"error"`` (default) raises :class:`WorkloadError`; ``"reject"`` records it as rejected.
+    """
+
+    def __init__(self, workload: Workload, cost_model: CostModel, config: EngineConfig = EngineConfig(), *,
+                 oversized: str = "error"):
+        if oversized not in ("error", "reject"):
+            raise ValueError(f"oversized must be 'error' or 'reject', got {oversized!r}")
+        self.cost_model = cost_model
+        self.config = config
+        self.oversized = oversized
+        self.reset(workload)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def reset(self, workload: Workload | None = None) -> None:
+        """Start over, on ``workload`` if given (else the current one)."""
+        if workload is not None:
+            self.workload = workload
+        w = self.workload
+        n = len(w)
+        self.num_requests = n
+        self.arrival = w.arrival
+        self.prompt_len = w.prompt_len
+        self.output_len = w.output_len
+        self.kv = np.zeros(n, dtype=np.int64)
+        self.generated = np.zeros(n, dtype=np.int64)
+        self.first_token_time = np.full(n, np.nan)
+        self.finish_time = np.full(n, np.nan)
+        self.first_scheduled_time = np.full(n, np.nan)
+        self.num_preemptions = np.zeros(n, dtype=np.int64)
+        self.recomputed_tokens = np.zeros(n, dtype=np.int64)
+        self.kv_at_finish = np.zeros(n, dtype=np.int64)
+        self.finished = np.zeros(n, dtype=bool)
+        self.rejected = np.zeros(n, dtype=bool)
+        full_blocks = self._blocks(w.prompt_len + w.output_len - 1)
+        oversized = np.flatnonzero(full_blocks > self.config.num_blocks)
+        if oversized.size:
+            i = int(oversized[0])
+            if self.oversized == "error":
+                raise WorkloadError(
+                    f"request {i} (id {int(w.request_id[i])}) needs I + O - 1 = {int(w.prompt_len[i])} + "
+                    f"{int(w.output_len[i])} - 1 = {int(w.prompt_len[i] + w.output_len[i] - 1)} KV tokens, more than "
+                    f"the KV capacity M = {self.config.kv_capacity} ({len(oversized)} such requests); raise M or "
+                    f"pass oversized='reject'")
+            self.rejected[oversized] = True
+        self.waiting: dict[int, None] = {}
+        self.resident: dict[int, None] = {}
+        self.clock = 0.0
+        self.kv_blocks_used = 0
+        self.num_iterations = 0
+        self.total_batch_time = 0.0
+        self.total_idle_time = 0.0
+        self.total_latency_area = 0.0
+        self.num_done = int(self.rejected.sum())
+        self._next_arrival = 0
+        self.log_start: list[float] = []
+        self.log_batch_time: list[float] = []
+        self.log_kv_blocks: list[int] = []
+        self.log_tokens: list[int] = []
+        self.log_decisions: list[Decision] = []
+        self.log_decode: list[np.ndarray] = []
+        if n:
+            self.clock = float(self.arrival[0])
+        self._admit_arrivals(self.clock)
+        self._skip_idle()
+
+    def clone(self) -> "Simulator":
+        """An independent copy of the current state (for look-ahead and exhaustive search)."""
+        other = object.__new__(Simulator)
+        other.__dict__.update(self.__dict__)
+        for name in ("kv", "generated", "first_token_time", "finish_time", "first_scheduled_time",
+                     "num_preemptions", "recomputed_tokens", "kv_at_finish", "finished", "rejected"):
+            setattr(other, name, getattr(self, name).copy())
+        for name in ("waiting", "resident"):
+            setattr(other, name, dict(getattr(self, name)))
+        for name in ("log_start", "log_batch_time", "log_kv_blocks", "log_tokens", "log_decisions", "log_decode"):
+            setattr(other, name, list(getattr(self, name)))
+        return other
+
+    # ---- queries -------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """Every request finished or was rejected."""
+        return self.num_done == self.num_requests
+
+    @property
+    def num_arrived(self) -> int:
+        return self._next_arrival
+
+    @property
+    def next_arrival_time(self) -> float:
+        """Arrival time of the next request not yet visible (inf if none)."""
+        i = self._next_arrival
+        while i < self.num_requests and self.rejected[i]:
+            i += 1
+        return float(self.arrival[i]) if i < self.num_requests else float("inf")
+
+    @property
+    def kv_tokens_free(self) -> int:
+        return (self.config.num_blocks - self.kv_blocks_used) * self.config.block_size
+
+    def need(self, ids: np.ndarray | int) -> np.ndarray | int:
+        """Tokens a request must compute before it emits its next token (1 for a decode)."""
+        return self.prompt_len[ids] + self.generated[ids] - self.kv[ids]
+
+    def is_decoding(self, ids: np.ndarray | int) -> np.ndarray | bool:
+        """True where the request has emitted a token and holds all KV but the newest token's."""
+        return (self.generated[ids] > 0) & (self.kv[ids] == self.prompt_len[ids] + self.generated[ids] - 1)
+
+    def waiting_ids(self) -> np.ndarray:
+        return np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
+
+    def resident_ids(self) -> np.ndarray:
+        return np.fromiter(self.resident, dtype=np.int64, count=len(self.resident))
+
+    def _blocks(self, tokens: np.ndarray | int) -> np.ndarray | int:
+        block = self.config.block_size
+        return tokens if block == 1 else -(-tokens // block)
+
+    def blocks_needed(self, ids: np.ndarray, tokens: np.ndarray) -> int:
+        """Extra KV blocks that computing ``tokens`` for ``ids`` would take."""
+        kv = self.kv[ids]
+        return int((self._blocks(kv + tokens) - self._blocks(kv)).sum())
+
+    # ---- the step ------------------------------------------------------------------------------
+    def step(self, decision: Decision) -> StepResult:
+        """Check ``decision`` against every constraint, apply it, and advance the clock.
+
+        Raises :class:`InfeasibleDecisionError` naming the violated constraint (nothing is changed then).
+        """
+        ids, tokens, evict = decision.run_ids, decision.run_tokens, decision.evict_ids
+        if self.done:
+            raise InfeasibleDecisionError("the simulation is done: every request has finished or was rejected")
+        freed_blocks = self._check_evictions(evict)
+        if len(ids) == 0:
+            self._apply_evictions(evict)
+            return self._idle()
+        kv_before, need = self._check_runs(ids, tokens, evict)
+        added_blocks = int((self._blocks(kv_before + tokens) - self._blocks(kv_before)).sum())
+        blocks_after = self.kv_blocks_used - freed_blocks + added_blocks
+        if blocks_after > self.config.num_blocks:
+            raise InfeasibleDecisionError(
+                f"KV capacity exceeded: the iteration needs {blocks_after * self.config.block_size} KV tokens "
+                f"({blocks_after} blocks of {self.config.block_size}) but M = {self.config.kv_capacity}; over by "
+                f"{(blocks_after - self.config.num_blocks) * self.config.block_size} tokens")
+
+        self._apply_evictions(evict)
+        generated = self.generated[ids]
+        decode = (generated > 0) & (need == 1)
+        emits = tokens == need
+        if decode.all():
+            batch = Batch(decode_context=kv_before)
+        else:
+            prefill = ~decode
+            batch = Batch(tokens[prefill], kv_before[prefill], kv_before[decode], int((emits & prefill).sum()))
+        batch_time = self.cost_model.batch_time(batch)
+        if not batch_time > 0:
+            raise InfeasibleDecisionError(f"cost model returned a non-positive batch time {batch_time!r} for {batch}")
+
+        start = self.clock
+        end = start + batch_time
+        area = (len(self.waiting) + len(self.resident)) * batch_time
+        for i in ids[kv_before == 0].tolist():
+            if i in self.waiting:
+                del self.waiting[i]
+                self.resident[i] = None
+        fresh = ids[np.isnan(self.first_scheduled_time[ids])]
+        self.first_scheduled_time[fresh] = start
+        self.kv[ids] = kv_before + tokens
+        emitted = ids[emits]
+        self.generated[emitted] = generated[emits] + 1
+        new_gen = self.generated[emitted]
+        self.first_token_time[emitted[new_gen == 1]] = end
+        finished = emitted[new_gen == self.output_len[emitted]]
+        if len(finished):
+            kv_done = self.kv[finished]
+            self.kv_at_finish[finished] = kv_done
+            blocks_after_free = blocks_after - int(self._blocks(kv_done).sum())
+            self.kv[finished] = 0
+            self.finish_time[finished] = end
+            self.finished[finished] = True
+            for i in finished.tolist():
+                del self.resident[i]
+            self.num_done += len(finished)
+        else:
+            blocks_after_free = blocks_after
+        self.kv_blocks_used = blocks_after_free
+
+        self.num_iterations += 1
+        self.total_batch_time += batch_time
+        self.log_start.append(start)
+        self.log_batch_time.append(batch_time)
+        self.log_kv_blocks.append(blocks_after)
+        self.log_tokens.append(int(tokens.sum()))
+        self.log_decisions.append(decision)
+        self.log_decode.append(decode)
+        self.clock = end
+        area += self._admit_arrivals(end)
+        area += self._skip_idle()
+        self.total_latency_area += area
+        return StepResult(batch, batch_time, 0.0, area, emitted, finished)
+
+    def _check_evictions(self, evict: np.ndarray) -> int:
+        if len(evict) == 0:
+            return 0
+        if len(np.unique(evict)) != len(evict):
+            raise InfeasibleDecisionError(f"evict_ids has duplicates: {evict.tolist()}")
+        for i in evict.tolist():
+            if not 0 <= i < self.num_requests or i not in self.resident:
+                raise InfeasibleDecisionError(f"cannot evict request {i}: it holds no KV (not resident)")
+        return int(self._blocks(self.kv[evict]).sum())
+
+    def _check_runs(self, ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(ids)
+        if n > self.config.max_batch_size:
+            raise InfeasibleDecisionError(
+                f"batch size exceeded: {n} requests run but max_batch_size = {self.config.max_batch_size}")
+        total = int(tokens.sum())
+        if total > self.config.token_budget:
+            raise InfeasibleDecisionError(
+                f"token budget exceeded: {total} tokens but C = {self.config.token_budget}; over by "
+                f"{total - self.config.token_budget}")
+        if ids.min() < 0 or ids.max() >= self._next_arrival:
+            bad = ids[(ids < 0) | (ids >= self._next_arrival)][0]
+            what = "does not exist" if not 0 <= bad < self.num_requests else \
+                f"has not arrived (arrives at {self.arrival[bad]:.6f} s, clock {self.clock:.6f} s)"
+            raise InfeasibleDecisionError(f"cannot run request {bad}: it {what}")
+        if n > 1 and len(np.unique(ids)) != n:
+            raise InfeasibleDecisionError(f"run_ids has duplicates: {ids.tolist()}")
+        done = self.finished[ids] | self.rejected[ids]
+        if done.any():
+            bad = ids[done][0]
+            raise InfeasibleDecisionError(
+                f"cannot run request {bad}: it is {'rejected' if self.rejected[bad] else 'finished'}")
+        if len(evict) and np.isin(ids, evict).any():
+            bad = ids[np.isin(ids, evict)][0]
+            raise InfeasibleDecisionError(f"request {bad} is both evicted and run in the same iteration")
+        kv_before = self.kv[ids]
+        need = self.prompt_len[ids] + self.generated[ids] - kv_before
+        bad = (tokens < 1) | (tokens > need)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise InfeasibleDecisionError(
+                f"request {ids[j]} asked to compute {tokens[j]} tokens; it must compute between 1 and {need[j]} "
+                f"(prompt {self.prompt_len[ids[j]]}, generated {self.generated[ids[j]]}, KV {kv_before[j]})")
+        return kv_before, need
+
+    def _apply_evictions(self, evict: np.ndarray) -> None:
+        for i in evict.tolist():
+            lost = int(self.kv[i])
+            self.kv_blocks_used -= int(self._blocks(lost))
+            self.recomputed_tokens[i] += lost
+            self.num_preemptions[i] += 1
+            self.kv[i] = 0
+            del self.resident[i]
+            self.waiting[i] = None
+
+    def _idle(self) -> StepResult:
+        """An empty batch: wait for the next arrival."""
+        target = self.next_arrival_time
+        if target == float("inf"):
+            raise InfeasibleDecisionError(
+                f"empty decision with {len(self.waiting) + len(self.resident)} unfinished requests and no future "
+                f"arrivals: the simulation would never progress")
+        idle = target - self.clock
+        area = (len(self.waiting) + len(self.resident)) * idle
+        self.clock = target
+        area += self._admit_arrivals(target)
+        self.total_idle_time += idle
+        self.total_latency_area += area
+        return StepResult(Batch(), 0.0, idle, area, _NO_IDS, _NO_IDS)
+
+    def _admit_arrivals(self, now: float) -> float:
+        """Make requests arriving by ``now`` visible; returns their time in the system before ``now``."""
+        area = 0.0
+        i = self._next_arrival
+        n = self.num_requests
+        arrival, rejected = self.arrival, self.rejected
+        while i < n and arrival[i] <= now:
+            if not rejected[i]:
+                self.waiting[i] = None
+                area += now - arrival[i]
+            i += 1
+        self._next_arrival = i
+        return float(area)
+
+    def _skip_idle(self) -> float:
+        """With nothing in the system, jump the clock to the next arrival."""
+        if self.waiting or self.resident or self.done:
+            return 0.0
+        target = self.next_arrival_time
+        self.total_idle_time += target - self.clock
+        self.clock = target
+        return self._admit_arrivals(target)
+
+    # ---- driving -------------------------------------------------------------------------------
+    def run(self, scheduler: Scheduler, max_iterations: int | None = None, progress: bool = False) -> "RunMetrics":
+        """Drive the simulator with ``scheduler`` until every request is done; returns the metrics.
+
+        ``max_iterations`` (default: 50 x the total tokens of the workload + 1000) bounds the run so a
+        scheduler that stops making progress raises instead of hanging.
+        """
+        from .metrics import compute_metrics
+
+        if max_iterations is None:
+            max_iterations = 50 * int(self.prompt_len.sum() + self.output_len.sum()) + 1000
+        scheduler.reset(self)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.num_requests, desc=type(scheduler).__name__, unit="req")
+        try:
+            while not self.done:
+                if self.num_iterations >= max_iterations:
+                    raise RuntimeError(f"{type(scheduler).__name__} did not finish within {max_iterations} iterations "
+                                       f"({self.num_done}/{self.num_requests} requests done)")
+                before = self.num_done
+                self.step(scheduler.decide(self))
+                if bar is not None and self.num_done != before:
+                    bar.update(self.num_done - before)
+        finally:
+            if bar is not None:
+                bar.close()
+        return compute_metrics(self)
