@@ -128,17 +128,21 @@ class Simulator:
     the iteration), ``log_tokens``, ``log_decisions`` and ``log_decode`` (which runs were decodes).
 
     Args:
+        oracle: whether schedulers may read ``output_len`` of unfinished requests. Oracle schedulers (sort by
+            output length, exact no-eviction reservation, SRPT) refuse to run when it is False. The simulator
+            itself always uses the true lengths to know when a request finishes.
         oversized: what to do with a request whose full KV (I + O - 1 tokens, in blocks) exceeds M:
             ``"error"`` (default) raises :class:`WorkloadError`; ``"reject"`` records it as rejected.
     """
 
     def __init__(self, workload: Workload, cost_model: CostModel, config: EngineConfig = EngineConfig(), *,
-                 oversized: str = "error"):
+                 oracle: bool = True, oversized: str = "error"):
         if oversized not in ("error", "reject"):
             raise ValueError(f"oversized must be 'error' or 'reject', got {oversized!r}")
         self.cost_model = cost_model
         self.config = config
         self.oversized = oversized
+        self.oracle = oracle
         self.reset(workload)
 
     # ---- lifecycle -----------------------------------------------------------------------------
