@@ -36,7 +36,7 @@ class VLLMScheduler:
         resident = np.sort(sim.resident_ids())
         tokens = np.minimum(sim.need(resident), cfg.token_budget)
         kv = sim.kv[resident]
-        extra = sim._blocks(kv + tokens) - sim._blocks(kv)
+        extra = tokens if cfg.block_size == 1 else sim._blocks(kv + tokens) - sim._blocks(kv)
         needed = int(extra.sum())
         keep = len(resident)
         while needed > free_blocks and keep > 1:
@@ -44,8 +44,9 @@ class VLLMScheduler:
             needed -= int(extra[keep])
             free_blocks += int(sim._blocks(kv[keep]))
         evict = resident[keep:]
-        within = np.cumsum(tokens[:keep]) <= cfg.token_budget
-        run = min(int(within.sum()), cfg.max_batch_size)
+        run = min(keep, cfg.max_batch_size)
+        if int(tokens[:run].sum()) > cfg.token_budget:
+            run = int(np.count_nonzero(np.cumsum(tokens[:run]) <= cfg.token_budget))
         return Decision(resident[:run], tokens[:run], evict)
 
     @staticmethod
@@ -54,7 +55,7 @@ class VLLMScheduler:
         budget = cfg.token_budget
         ids: list[int] = []
         tokens: list[int] = []
-        for r in sorted(sim.waiting):
+        for r in sim.waiting_by_arrival():
             n = min(int(sim.prompt_len[r] + sim.generated[r]), cfg.token_budget)
             blocks = int(sim._blocks(n))
             if n > budget or blocks > free_blocks or len(ids) == cfg.max_batch_size:

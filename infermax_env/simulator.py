@@ -20,8 +20,8 @@ Semantics (see docs/semantics.md for the full statement):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Protocol
+import heapq
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -86,20 +86,24 @@ def _int_array(values, name: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-@dataclass(frozen=True)
 class StepResult:
     """What one :meth:`Simulator.step` did.
 
     ``latency_area`` is the integral over the elapsed time of the number of requests in the system (arrived,
     unfinished); summed over a run it equals the sum of TTLT. ``elapsed = batch_time + idle_time``.
+    ``emitted`` and ``finished`` are the ids that emitted a token / finished in this step.
     """
 
-    batch: Batch
-    batch_time: float
-    idle_time: float
-    latency_area: float
-    emitted: np.ndarray
-    finished: np.ndarray
+    __slots__ = ("batch", "batch_time", "idle_time", "latency_area", "emitted", "finished")
+
+    def __init__(self, batch: Batch, batch_time: float, idle_time: float, latency_area: float,
+                 emitted: np.ndarray, finished: np.ndarray):
+        self.batch = batch
+        self.batch_time = batch_time
+        self.idle_time = idle_time
+        self.latency_area = latency_area
+        self.emitted = emitted
+        self.finished = finished
 
     @property
     def elapsed(self) -> float:
@@ -122,7 +126,8 @@ class Simulator:
     Per-request state is exposed as arrays indexed by request position: ``kv``, ``generated``,
     ``prompt_len``, ``output_len``, ``arrival``, ``first_token_time``, ``finish_time``, ``num_preemptions``,
     ``recomputed_tokens``. ``waiting`` and ``resident`` are insertion-ordered dicts of request ids
-    (arrival order for new requests; evicted requests re-enter ``waiting`` at the end).
+    (arrival order for new requests; evicted requests re-enter ``waiting`` at the end and are also listed in
+    ``evicted_waiting``); :meth:`waiting_by_arrival` walks the waiting queue in arrival order lazily.
 
     The run log holds, per iteration, ``log_start``, ``log_batch_time``, ``log_kv_blocks`` (peak blocks in
     the iteration), ``log_tokens``, ``log_decisions`` and ``log_decode`` (which runs were decodes).
@@ -166,6 +171,7 @@ class Simulator:
         self.kv_at_finish = np.zeros(n, dtype=np.int64)
         self.finished = np.zeros(n, dtype=bool)
         self.rejected = np.zeros(n, dtype=bool)
+        self.closed = np.zeros(n, dtype=bool)
         full_blocks = self._blocks(w.prompt_len + w.output_len - 1)
         oversized = np.flatnonzero(full_blocks > self.config.num_blocks)
         if oversized.size:
@@ -177,7 +183,9 @@ class Simulator:
                     f"the KV capacity M = {self.config.kv_capacity} ({len(oversized)} such requests); raise M or "
                     f"pass oversized='reject'")
             self.rejected[oversized] = True
+            self.closed[oversized] = True
         self.waiting: dict[int, None] = {}
+        self.evicted_waiting: dict[int, None] = {}
         self.resident: dict[int, None] = {}
         self.clock = 0.0
         self.kv_blocks_used = 0
@@ -203,9 +211,9 @@ class Simulator:
         other = object.__new__(Simulator)
         other.__dict__.update(self.__dict__)
         for name in ("kv", "generated", "first_token_time", "finish_time", "first_scheduled_time",
-                     "num_preemptions", "recomputed_tokens", "kv_at_finish", "finished", "rejected"):
+                     "num_preemptions", "recomputed_tokens", "kv_at_finish", "finished", "rejected", "closed"):
             setattr(other, name, getattr(self, name).copy())
-        for name in ("waiting", "resident"):
+        for name in ("waiting", "evicted_waiting", "resident"):
             setattr(other, name, dict(getattr(self, name)))
         for name in ("log_start", "log_batch_time", "log_kv_blocks", "log_tokens", "log_decisions", "log_decode"):
             setattr(other, name, list(getattr(self, name)))
@@ -241,6 +249,14 @@ class Simulator:
         """True where the request has emitted a token and holds all KV but the newest token's."""
         return (self.generated[ids] > 0) & (self.kv[ids] == self.prompt_len[ids] + self.generated[ids] - 1)
 
+    def waiting_by_arrival(self) -> Iterator[int]:
+        """Waiting request ids in arrival order, lazily: cheap when only the head of the queue is needed."""
+        if not self.evicted_waiting:
+            return iter(self.waiting)
+        evicted = self.evicted_waiting
+        fresh = (r for r in self.waiting if r not in evicted)
+        return heapq.merge(sorted(evicted), fresh)
+
     def waiting_ids(self) -> np.ndarray:
         return np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
 
@@ -269,8 +285,12 @@ class Simulator:
         if len(ids) == 0:
             self._apply_evictions(evict)
             return self._idle()
-        kv_before, need = self._check_runs(ids, tokens, evict)
-        added_blocks = int((self._blocks(kv_before + tokens) - self._blocks(kv_before)).sum())
+        total_tokens, kv_before, generated, need = self._check_runs(ids, tokens, evict)
+        kv_after = kv_before + tokens
+        if self.config.block_size == 1:
+            added_blocks = total_tokens
+        else:
+            added_blocks = int((self._blocks(kv_after) - self._blocks(kv_before)).sum())
         blocks_after = self.kv_blocks_used - freed_blocks + added_blocks
         if blocks_after > self.config.num_blocks:
             raise InfeasibleDecisionError(
@@ -279,14 +299,15 @@ class Simulator:
                 f"{(blocks_after - self.config.num_blocks) * self.config.block_size} tokens")
 
         self._apply_evictions(evict)
-        generated = self.generated[ids]
         decode = (generated > 0) & (need == 1)
         emits = tokens == need
-        if decode.all():
+        num_decodes = np.count_nonzero(decode)
+        if num_decodes == len(ids):
             batch = Batch(decode_context=kv_before)
         else:
             prefill = ~decode
-            batch = Batch(tokens[prefill], kv_before[prefill], kv_before[decode], int((emits & prefill).sum()))
+            batch = Batch(tokens[prefill], kv_before[prefill], kv_before[decode],
+                          np.count_nonzero(emits) - num_decodes)
         batch_time = self.cost_model.batch_time(batch)
         if not batch_time > 0:
             raise InfeasibleDecisionError(f"cost model returned a non-positive batch time {batch_time!r} for {batch}")
@@ -294,38 +315,30 @@ class Simulator:
         start = self.clock
         end = start + batch_time
         area = (len(self.waiting) + len(self.resident)) * batch_time
-        for i in ids[kv_before == 0].tolist():
-            if i in self.waiting:
+        admitted = ids[kv_before == 0]
+        if len(admitted):
+            for i in admitted.tolist():
                 del self.waiting[i]
+                self.evicted_waiting.pop(i, None)
                 self.resident[i] = None
-        fresh = ids[np.isnan(self.first_scheduled_time[ids])]
-        self.first_scheduled_time[fresh] = start
-        self.kv[ids] = kv_before + tokens
+            first_time = admitted[np.isnan(self.first_scheduled_time[admitted])]
+            self.first_scheduled_time[first_time] = start
+        self.kv[ids] = kv_after
         emitted = ids[emits]
-        self.generated[emitted] = generated[emits] + 1
-        new_gen = self.generated[emitted]
+        new_gen = generated[emits] + 1
+        self.generated[emitted] = new_gen
         self.first_token_time[emitted[new_gen == 1]] = end
         finished = emitted[new_gen == self.output_len[emitted]]
+        self.kv_blocks_used = blocks_after
         if len(finished):
-            kv_done = self.kv[finished]
-            self.kv_at_finish[finished] = kv_done
-            blocks_after_free = blocks_after - int(self._blocks(kv_done).sum())
-            self.kv[finished] = 0
-            self.finish_time[finished] = end
-            self.finished[finished] = True
-            for i in finished.tolist():
-                del self.resident[i]
-            self.num_done += len(finished)
-        else:
-            blocks_after_free = blocks_after
-        self.kv_blocks_used = blocks_after_free
+            self._finish(finished, end)
 
         self.num_iterations += 1
         self.total_batch_time += batch_time
         self.log_start.append(start)
         self.log_batch_time.append(batch_time)
         self.log_kv_blocks.append(blocks_after)
-        self.log_tokens.append(int(tokens.sum()))
+        self.log_tokens.append(total_tokens)
         self.log_decisions.append(decision)
         self.log_decode.append(decode)
         self.clock = end
@@ -334,17 +347,31 @@ class Simulator:
         self.total_latency_area += area
         return StepResult(batch, batch_time, 0.0, area, emitted, finished)
 
+    def _finish(self, finished: np.ndarray, now: float) -> None:
+        kv_done = self.kv[finished]
+        self.kv_at_finish[finished] = kv_done
+        self.kv_blocks_used -= int(self._blocks(kv_done).sum())
+        self.kv[finished] = 0
+        self.finish_time[finished] = now
+        self.finished[finished] = True
+        self.closed[finished] = True
+        for i in finished.tolist():
+            del self.resident[i]
+        self.num_done += len(finished)
+
     def _check_evictions(self, evict: np.ndarray) -> int:
         if len(evict) == 0:
             return 0
-        if len(np.unique(evict)) != len(evict):
+        if len(set(evict.tolist())) != len(evict):
             raise InfeasibleDecisionError(f"evict_ids has duplicates: {evict.tolist()}")
         for i in evict.tolist():
-            if not 0 <= i < self.num_requests or i not in self.resident:
+            if i not in self.resident:
                 raise InfeasibleDecisionError(f"cannot evict request {i}: it holds no KV (not resident)")
         return int(self._blocks(self.kv[evict]).sum())
 
-    def _check_runs(self, ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _check_runs(self, ids: np.ndarray, tokens: np.ndarray,
+                    evict: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Validate the runs; returns (total tokens, KV before, generated, need) of the run ids."""
         n = len(ids)
         if n > self.config.max_batch_size:
             raise InfeasibleDecisionError(
@@ -354,30 +381,31 @@ class Simulator:
             raise InfeasibleDecisionError(
                 f"token budget exceeded: {total} tokens but C = {self.config.token_budget}; over by "
                 f"{total - self.config.token_budget}")
-        if ids.min() < 0 or ids.max() >= self._next_arrival:
+        # Viewed as unsigned, a negative id becomes huge, so one max() checks both bounds.
+        if ids.view(np.uint64).max() >= self._next_arrival:
             bad = ids[(ids < 0) | (ids >= self._next_arrival)][0]
             what = "does not exist" if not 0 <= bad < self.num_requests else \
                 f"has not arrived (arrives at {self.arrival[bad]:.6f} s, clock {self.clock:.6f} s)"
             raise InfeasibleDecisionError(f"cannot run request {bad}: it {what}")
-        if n > 1 and len(np.unique(ids)) != n:
+        if n > 1 and len(set(ids.tolist())) != n:
             raise InfeasibleDecisionError(f"run_ids has duplicates: {ids.tolist()}")
-        done = self.finished[ids] | self.rejected[ids]
-        if done.any():
-            bad = ids[done][0]
+        closed = self.closed[ids]
+        if closed.any():
+            bad = ids[closed][0]
             raise InfeasibleDecisionError(
                 f"cannot run request {bad}: it is {'rejected' if self.rejected[bad] else 'finished'}")
         if len(evict) and np.isin(ids, evict).any():
             bad = ids[np.isin(ids, evict)][0]
             raise InfeasibleDecisionError(f"request {bad} is both evicted and run in the same iteration")
         kv_before = self.kv[ids]
-        need = self.prompt_len[ids] + self.generated[ids] - kv_before
-        bad = (tokens < 1) | (tokens > need)
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
+        generated = self.generated[ids]
+        need = self.prompt_len[ids] + generated - kv_before
+        if tokens.min() < 1 or (tokens > need).any():
+            j = int(np.flatnonzero((tokens < 1) | (tokens > need))[0])
             raise InfeasibleDecisionError(
                 f"request {ids[j]} asked to compute {tokens[j]} tokens; it must compute between 1 and {need[j]} "
                 f"(prompt {self.prompt_len[ids[j]]}, generated {self.generated[ids[j]]}, KV {kv_before[j]})")
-        return kv_before, need
+        return total, kv_before, generated, need
 
     def _apply_evictions(self, evict: np.ndarray) -> None:
         for i in evict.tolist():
@@ -388,6 +416,7 @@ class Simulator:
             self.kv[i] = 0
             del self.resident[i]
             self.waiting[i] = None
+            self.evicted_waiting[i] = None
 
     def _idle(self) -> StepResult:
         """An empty batch: wait for the next arrival."""
