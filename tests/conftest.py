@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from infermax_env.workload import default_trace_dir
+
+
+@pytest.fixture
+def trace_dir():
+    """../shared/traces when present; tests that need it skip cleanly otherwise."""
+    directory = default_trace_dir()
+    if directory is None:
+        pytest.skip("shared/traces not found")
+    return directory
+
+
+def random_feasible_decision(sim, rng: np.random.Generator, evict_prob: float = 0.1):
+    """A random feasible Decision that always runs something when anything can run."""
+    from infermax_env import Decision
+
+    resident = sim.resident_ids()
+    evict = resident[rng.random(len(resident)) < evict_prob] if len(resident) else resident
+    ids, tokens = _random_runs(sim, rng, evict)
+    if not ids and len(evict):
+        evict = resident[:0]
+        ids, tokens = _random_runs(sim, rng, evict)
+    if not ids and len(resident):
+        # Memory is full of partially computed requests: evict one to make room for the others.
+        evict = resident[rng.integers(len(resident)):][:1]
+        ids, tokens = _random_runs(sim, rng, evict)
+    return Decision(ids, tokens, evict)
+
+
+def _random_runs(sim, rng: np.random.Generator, evict: np.ndarray) -> tuple[list[int], list[int]]:
+    cfg = sim.config
+    free = cfg.num_blocks - sim.kv_blocks_used + int(sim._blocks(sim.kv[evict]).sum())
+    evicted = set(evict.tolist())
+    candidates = [r for r in list(sim.resident) + list(sim.waiting) if r not in evicted]
+    rng.shuffle(candidates)
+    budget = cfg.token_budget
+    ids, tokens = [], []
+    for r in candidates:
+        if len(ids) == cfg.max_batch_size or budget == 0:
+            break
+        t = int(rng.integers(1, min(int(sim.need(r)), budget) + 1))
+        extra = int(sim._blocks(sim.kv[r] + t) - sim._blocks(sim.kv[r]))
+        if extra > free:
+            continue
+        ids.append(r)
+        tokens.append(t)
+        budget -= t
+        free -= extra
+    return ids, tokens
