@@ -57,12 +57,12 @@ class Workload:
                                 f"{n}, {len(self.prompt_len)}, {len(self.output_len)}")
         bad = np.flatnonzero(~np.isfinite(self.arrival) | (self.arrival < 0))
         if bad.size:
-            raise WorkloadError(f"{self._where()}request {bad[0]} has invalid arrival time {self.arrival[bad[0]]!r}")
+            raise WorkloadError(f"{self._where()}request {bad[0]} has invalid arrival time {self.arrival[bad[0]].item()!r}")
         unsorted = np.flatnonzero(np.diff(self.arrival) < 0)
         if unsorted.size:
             i = unsorted[0] + 1
             raise WorkloadError(f"{self._where()}arrival times are not sorted: request {i} arrives at "
-                                f"{self.arrival[i]!r}, before request {i - 1} at {self.arrival[i - 1]!r}")
+                                f"{self.arrival[i].item()!r}, before request {i - 1} at {self.arrival[i - 1].item()!r}")
         self.request_id = (np.arange(n, dtype=np.int64) if self.request_id is None
                            else np.asarray(self.request_id, dtype=np.int64).reshape(-1))
         if len(self.request_id) != n:
@@ -193,7 +193,7 @@ def _as_lengths(values, name: str, source: str) -> np.ndarray:
     array = array.reshape(-1)
     bad = np.flatnonzero(~np.isfinite(array) | (array < 1) | (array != np.round(array)))
     if bad.size:
-        raise WorkloadError(f"{where}{name} of request {bad[0]} is {array[bad[0]]!r}; lengths must be integers >= 1")
+        raise WorkloadError(f"{where}{name} of request {bad[0]} is {array[bad[0]].item()!r}; lengths must be integers >= 1")
     return array.astype(np.int64)
 
 
