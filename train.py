@@ -1,0 +1,257 @@
+"""Train an SB3 agent on an InferMax env, then evaluate it against every heuristic and the optimum.
+
+    python train.py                                   # MaskablePPO on InferMax-Tiny-v0, a few minutes on a CPU
+    python train.py --algo ppo --timesteps 200000 --n-envs 4
+    python train.py --env-id InferMax-v0 --env-kwargs '{"objective": "latency"}' --no-optimum
+    python train.py --eval-only runs/<timestamp>/model.zip --eval-episodes 100
+
+Everything lands in ``runs/<timestamp>/``: model.zip, best_model.zip, checkpoints/, tensorboard/,
+learning_curve.png, gap_table.csv/.md, gap_instances.csv, gap_plot.png and run_config.json.
+
+Seeds: training instances come from a SeedSequence stream below 10,000,000; validation instances use seeds
+15,000,000 + i and the held-out evaluation instances 10,000,000 + i, so the three sets are disjoint. Optima
+of the evaluation instances are cached on disk (``--optimum-cache``) keyed by (setting, objective, seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import time
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import infermax_env  # noqa: F401  (registers the InferMax envs)
+from agents.builders import ALGORITHMS, attach_metadata, build_model, load_agent, load_config
+from agents.callbacks import EpisodeRecorder, LearningCurve, ValidationCallback
+from agents.evaluation import (EVAL_SEED_OFFSET, OptimumCache, TrainingSeedWrapper, evaluate, evaluation_seeds,
+                               workload_for_seed)
+
+DEFAULT_ENV_ID = "InferMax-Tiny-v0"
+VALIDATION_SEED_OFFSET = EVAL_SEED_OFFSET + 5_000_000
+VALIDATION_REFERENCE = "vllm"
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--env-id", default=None, help="a registered InferMax env id (default InferMax-Tiny-v0, "
+                        "or with --eval-only the saved model's)")
+    parser.add_argument("--env-kwargs", default="{}", help="JSON object of env constructor arguments "
+                        "(merged over the algorithm config's env_kwargs)")
+    parser.add_argument("--algo", default="maskable_ppo", choices=sorted(ALGORITHMS))
+    parser.add_argument("--config", default=None, help="agent config JSON (default agents/configs/<algo>.json)")
+    parser.add_argument("--timesteps", type=int, default=60_000, help="env steps to train for")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the model and the training instance stream")
+    parser.add_argument("--n-envs", type=int, default=2, help="parallel training envs")
+    parser.add_argument("--vec-env", choices=("subproc", "dummy"), default="subproc",
+                        help="SubprocVecEnv (one process per env) or DummyVecEnv (in-process)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (small nets: 1 is fastest)")
+    parser.add_argument("--objective", choices=("latency", "gpu_time"), default="latency",
+                        help="objective reported in the gap table")
+    parser.add_argument("--eval-episodes", type=int, default=30, help="held-out instances to evaluate on")
+    parser.add_argument("--heuristics", default="all", help="comma-separated baselines.SCHEDULERS names, or 'all'")
+    parser.add_argument("--no-optimum", action="store_true", help="skip the CP-SAT optimum (large envs)")
+    parser.add_argument("--solver-time-limit", type=float, default=5.0, help="CP-SAT seconds per instance")
+    parser.add_argument("--solver-workers", type=int, default=2, help="CP-SAT search workers")
+    parser.add_argument("--optimum-cache", default="runs/optimum_cache.json", help="JSON file of solved optima")
+    parser.add_argument("--validation-episodes", type=int, default=20, help="instances per validation pass")
+    parser.add_argument("--eval-freq", type=int, default=10_000, help="env steps between validation passes")
+    parser.add_argument("--checkpoint-freq", type=int, default=25_000, help="env steps between checkpoints")
+    parser.add_argument("--output-dir", default="runs", help="a runs/<timestamp>/ folder is created in it")
+    parser.add_argument("--resume", default=None, help="a model.zip to continue training from")
+    parser.add_argument("--eval-only", default=None, help="a model.zip to evaluate (no training)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.env_kwargs = parse_env_kwargs(parser, args.env_kwargs)
+    for name in ("timesteps", "n_envs", "eval_episodes", "validation_episodes", "eval_freq", "checkpoint_freq",
+                 "torch_threads", "solver_workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.resume and args.eval_only:
+        parser.error("--resume and --eval-only are exclusive")
+    if args.env_id is not None:
+        check_env_id(parser, args.env_id)
+    return args
+
+
+def parse_env_kwargs(parser: argparse.ArgumentParser, text: str) -> dict[str, Any]:
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as error:
+        parser.error(f"--env-kwargs is not valid JSON ({error}): {text!r}")
+    if not isinstance(kwargs, dict):
+        parser.error(f"--env-kwargs must be a JSON object, got {type(kwargs).__name__}: {text!r}")
+    return kwargs
+
+
+def infermax_env_ids() -> list[str]:
+    return sorted(env_id for env_id in gym.registry if env_id.startswith("InferMax"))
+
+
+def check_env_id(parser: argparse.ArgumentParser, env_id: str) -> None:
+    if env_id not in gym.registry:
+        parser.error(f"unknown env id {env_id!r}; registered InferMax envs: {', '.join(infermax_env_ids())}")
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Raise a ValueError naming kwargs the env's constructor does not accept, or that it rejects."""
+    entry_point = gym.spec(env_id).entry_point
+    env_class = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    parameters = inspect.signature(env_class).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    accepted = sorted(name for name, p in parameters.items()
+                      if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    unknown = sorted(set(env_kwargs) - set(accepted))
+    if unknown and not accepts_any:
+        raise ValueError(f"unknown env kwargs for {env_id}: {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    try:
+        gym.make(env_id, **env_kwargs).close()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"bad env kwargs {env_kwargs} for {env_id}: {error}") from None
+
+
+# ---- environments ----------------------------------------------------------------------------------------
+def make_training_env(env_id: str, env_kwargs: dict[str, Any], n_envs: int, vec_env: str, seed: int):
+    """``n_envs`` monitored envs, each resetting on its own branch of the training seed stream."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    branches = [int(branch.generate_state(1)[0]) for branch in np.random.SeedSequence(seed).spawn(n_envs)]
+    factories = [partial(make_monitored_env, env_id, env_kwargs, branch) for branch in branches]
+    return SubprocVecEnv(factories) if vec_env == "subproc" and n_envs > 1 else DummyVecEnv(factories)
+
+
+def make_monitored_env(env_id: str, env_kwargs: dict[str, Any], seed_stream: int) -> gym.Env:
+    from stable_baselines3.common.monitor import Monitor
+
+    return TrainingSeedWrapper(Monitor(gym.make(env_id, **env_kwargs)), seed_stream)
+
+
+def setting_name(env_id: str, env_kwargs: dict[str, Any]) -> str:
+    """Keys the optimum cache: the env id plus the kwargs that change instances or costs."""
+    relevant = {k: v for k, v in sorted(env_kwargs.items()) if k not in ("action_mode", "reward_scale")}
+    return env_id + (json.dumps(relevant, sort_keys=True) if relevant else "")
+
+
+# ---- the run ---------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+    run_dir = Path(args.output_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=False)
+
+    # 1. the agent's config and env kwargs (a saved model brings its own)
+    if args.eval_only:
+        model_meta = saved_metadata(args.eval_only)
+        algo, env_kwargs = model_meta["algo"], {**model_meta["env_kwargs"], **args.env_kwargs}
+        env_id = args.env_id or model_meta["env_id"]
+    else:
+        config = load_config(args.config or args.algo)
+        algo, env_id = config["algo"], args.env_id or DEFAULT_ENV_ID
+        env_kwargs = {**config["env_kwargs"], **args.env_kwargs}
+    try:
+        check_env_kwargs(env_id, env_kwargs)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    (run_dir / "run_config.json").write_text(json.dumps(
+        {**{k: v for k, v in vars(args).items() if k != "env_kwargs"}, "env_id": env_id, "env_kwargs": env_kwargs,
+         "algo": algo}, indent=2))
+    print(f"run directory: {run_dir}\nenv {env_id} {env_kwargs}, algorithm {algo}")
+
+    eval_env = gym.make(env_id, **env_kwargs)
+    curve = LearningCurve()
+    train_stats: dict[str, float] = {}
+
+    # 2. training (or loading)
+    if args.eval_only:
+        model = load_agent(args.eval_only, eval_env, algo=algo, device=args.device)
+    else:
+        model, train_stats = train(args, config, env_id, env_kwargs, eval_env, run_dir, curve)
+
+    # 3. evaluation on held-out instances: the agent, every heuristic, the optimum
+    report = evaluate_agent(args, model, eval_env, env_id, env_kwargs)
+    paths = report.write(run_dir)
+    if curve.episode_steps or curve.validation_steps:
+        curve.plot(run_dir / "learning_curve.png", args.objective, VALIDATION_REFERENCE)
+    print("\n" + report.to_markdown())
+    for key, value in train_stats.items():
+        print(f"{key}: {value:.1f}")
+    print(f"saved: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def saved_metadata(path: str) -> dict[str, Any]:
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    if not Path(path).is_file():
+        raise SystemExit(f"error: model file {path!r} does not exist")
+    data, _, _ = load_from_zip_file(path, device="cpu")
+    meta = (data or {}).get("infermax_metadata")
+    if not meta:
+        raise SystemExit(f"error: {path} was not saved by train.py (no infermax_metadata)")
+    return meta
+
+
+def train(args: argparse.Namespace, config: dict[str, Any], env_id: str, env_kwargs: dict[str, Any],
+          eval_env: gym.Env, run_dir: Path, curve: LearningCurve):
+    from baselines import make_scheduler
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+
+    train_env = make_training_env(env_id, env_kwargs, args.n_envs, args.vec_env, args.seed)
+    if args.resume:
+        model = load_agent(args.resume, train_env, algo=config["algo"], device=args.device)
+        model.tensorboard_log = str(run_dir / "tensorboard")
+    else:
+        model = build_model(config, train_env, seed=args.seed, device=args.device,
+                            tensorboard_log=str(run_dir / "tensorboard"), verbose=args.verbose)
+    attach_metadata(model, env_id, env_kwargs, config["algo"])
+
+    validation = [workload_for_seed(eval_env, seed)
+                  for seed in evaluation_seeds(args.validation_episodes, VALIDATION_SEED_OFFSET)]
+    recorder = EpisodeRecorder(curve, args.objective)
+    callbacks = CallbackList([
+        recorder,
+        ValidationCallback(eval_env, validation, args.objective, (VALIDATION_REFERENCE,
+                           lambda: make_scheduler(VALIDATION_REFERENCE)), args.eval_freq, curve,
+                           best_model_path=run_dir / "best_model.zip", verbose=1),
+        CheckpointCallback(max(args.checkpoint_freq // args.n_envs, 1), str(run_dir / "checkpoints"),
+                           name_prefix="model"),
+    ])
+    start = time.perf_counter()
+    model.learn(args.timesteps, callback=callbacks, progress_bar=not args.no_progress,
+                reset_num_timesteps=not args.resume, tb_log_name=config["algo"])
+    wall = time.perf_counter() - start
+    model.save(run_dir / "model.zip")
+    train_env.close()
+    stats = {"training wall time (s)": wall, "training env steps/s": recorder.steps_per_second}
+    return model, stats
+
+
+def evaluate_agent(args: argparse.Namespace, model, eval_env: gym.Env, env_id: str, env_kwargs: dict[str, Any]):
+    from baselines import SCHEDULERS
+
+    heuristics = sorted(SCHEDULERS) if args.heuristics == "all" else [h.strip() for h in args.heuristics.split(",")]
+    unknown = [h for h in heuristics if h not in SCHEDULERS]
+    if unknown:
+        raise SystemExit(f"error: unknown heuristics {unknown}; known: {', '.join(sorted(SCHEDULERS))}")
+    cache = None if args.no_optimum else OptimumCache(args.optimum_cache)
+    return evaluate(eval_env, {f"agent ({model.__class__.__name__})": model}, evaluation_seeds(args.eval_episodes),
+                    objective=args.objective, heuristics=heuristics, optimum_cache=cache,
+                    setting_name=setting_name(env_id, env_kwargs), solver_time_limit=args.solver_time_limit,
+                    solver_workers=args.solver_workers, progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
