@@ -43,9 +43,14 @@ def schedule_figure(sim: "Simulator", max_iterations: int = 400, max_requests: i
     if evictions:
         ex, ey = zip(*evictions)
         ax_sched.scatter(ex, ey, marker="x", color=EVICT_COLOR, zorder=3, label="evicted")
+    shown = min(sim.num_requests, max_requests)
+    arrivals = sim.arrival[:shown]
+    visible = arrivals <= (starts[-1] + durations[-1] if n_iter else 0.0)
+    ax_sched.scatter(arrivals[visible], np.flatnonzero(visible), marker="|", color="0.4", label="arrival")
     ax_sched.scatter([], [], marker="s", color=PREFILL_COLOR, label="prefill")
     ax_sched.scatter([], [], marker="s", color=DECODE_COLOR, label="decode")
     ax_sched.set_ylabel("request")
+    ax_sched.yaxis.get_major_locator().set_params(integer=True)
     ax_sched.invert_yaxis()
     ax_sched.legend(loc="upper right", fontsize=8)
     ax_sched.set_title(f"schedule: {n_iter} of {sim.num_iterations} iterations, "
