@@ -5,6 +5,7 @@ The simulator core (this package minus :mod:`infermax_env.envs`) does not import
 
 from .batch import Batch
 from .cost import CostModel, LinearCoefficients, LinearCostModel
+from .cost.roofline import RooflineCostModel, RooflineParams
 from .deployment import Deployment, EngineConfig
 from .errors import DeploymentError, InferMaxError, InfeasibleDecisionError, WorkloadError
 from .hardware import GPUSpec, get_gpu, list_gpus, register_gpu
