@@ -1,0 +1,352 @@
+"""The optimal schedule of a small offline workload, found with OR-Tools CP-SAT (INFERMAX's performance bound).
+
+:func:`solve_optimal` builds the iteration-indexed CSP of :mod:`baselines.optimal_model` (same semantics as
+:class:`~infermax_env.simulator.Simulator`), seeds it with the best registered heuristic's schedule as a hint,
+solves it and replays the answer through the simulator. The returned :class:`OptimalResult` carries the schedule as
+one :class:`~infermax_env.simulator.Decision` per iteration; :class:`ReplayScheduler` replays it on a simulator (and,
+through a scheduler-to-policy adapter, in the env).
+
+Scope, checked with clear errors:
+
+* Offline workloads only (every request arrives at the same time, as the Tiny setting does). With online arrivals
+  the start clock of an iteration depends on the float batch times, which an integer model can only approximate.
+* :class:`~infermax_env.cost.linear.LinearCostModel` only (exact, see :class:`IntegerLinearCost`), with
+  non-negative coefficients; ``block_size`` 1.
+
+Time unit and rounding: batch times are integers in units of 0.1 ps (coefficients rounded to whole picoseconds,
+the multi-kernel factor 1.1 kept exact as 11/10). ``OptimalResult.rounding_bound`` bounds, in seconds, the difference
+between the solver's objective and the simulator's float objective for the returned schedule; the schedule is
+optimal for the rounded costs, so it is within twice that bound of the float optimum.
+
+Iteration bound (sound, see :func:`iteration_bound`): with ``H`` the hint's objective and ``t_min`` the cheapest
+possible batch, an optimal schedule has at most ``H / t_min`` iterations for ``gpu_time``; for ``latency`` each
+iteration contributes at least ``t_min`` per unfinished request, which together with a bound on how long the last
+request can run alone gives the horizon. The result says whether the horizon used was this sound bound
+(``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from infermax_env.cost.linear import LinearCostModel
+from infermax_env.deployment import EngineConfig
+from infermax_env.instances import TINY_ENGINE
+from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
+from infermax_env.simulator import Decision, Simulator
+from infermax_env.workload import Workload
+
+from .optimal_model import IntegerLinearCost, ScheduleInstance, ScheduleModel
+
+OBJECTIVES = ("latency", "gpu_time")
+HINT_COMPLETION_SECONDS = 10.0
+
+
+@dataclass
+class OptimalResult:
+    """What :func:`solve_optimal` found.
+
+    Attributes:
+        status: ``"OPTIMAL"`` (proven within the horizon) or ``"FEASIBLE"`` (best found when time ran out).
+        objective: the schedule's objective in seconds, from the solver's integer objective.
+        best_bound: the solver's proven lower bound on the objective, in seconds.
+        gap: ``(objective - best_bound) / objective`` (0 when optimal).
+        wall_time: seconds spent in :func:`solve_optimal` (hint, model building and search).
+        num_iterations_bound: the horizon T of the model.
+        iteration_bound_sound: whether T is the proven bound (else the caller's smaller ``max_iterations``).
+        decisions: the schedule, one decision per iteration.
+        objective_name: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
+        source: ``"solver"``, or the heuristic's name when the solver found nothing better in time.
+        hint_name: the heuristic whose schedule seeded the search (``"given"`` for a caller's hint, None if none).
+        hint_objective: that schedule's objective in seconds (float simulator value).
+        rounding_bound: seconds by which ``objective`` may differ from the simulator's value of ``decisions``.
+        replayed: the simulator's metrics of the schedule.
+    """
+
+    status: str
+    objective: float
+    best_bound: float
+    gap: float
+    wall_time: float
+    num_iterations_bound: int
+    iteration_bound_sound: bool
+    decisions: list[Decision]
+    objective_name: str
+    source: str
+    hint_name: str | None
+    hint_objective: float | None
+    rounding_bound: float
+    replayed: RunMetrics | None = field(default=None, repr=False)
+
+    @property
+    def replayed_objective(self) -> float:
+        """The simulator's float value of the schedule."""
+        if self.replayed is None:
+            raise ValueError("this result was not replayed through the simulator")
+        return objective_value(self.replayed, self.objective_name)
+
+    def scheduler(self) -> "ReplayScheduler":
+        """A scheduler that replays :attr:`decisions`."""
+        return ReplayScheduler(self.decisions)
+
+
+class ReplayScheduler:
+    """Replays a fixed schedule (a list of decisions, one per iteration) on a :class:`Simulator`.
+
+    Raises ``RuntimeError`` when asked for more decisions than the schedule holds.
+    """
+
+    name = "replay"
+
+    def __init__(self, decisions: Sequence[Decision]):
+        self.decisions = list(decisions)
+        self._next = 0
+
+    def reset(self, sim: Simulator) -> None:
+        self._next = 0
+
+    def decide(self, sim: Simulator) -> Decision:
+        if self._next >= len(self.decisions):
+            raise RuntimeError(f"the replayed schedule has only {len(self.decisions)} decisions but the simulation is "
+                               f"not done ({sim.num_done}/{sim.num_requests} requests finished)")
+        decision = self.decisions[self._next]
+        self._next += 1
+        return decision
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """A schedule run through the simulator, with its value in the model's integer units."""
+
+    metrics: RunMetrics
+    integer_objective: int
+    rounding_bound: float
+    finish_iteration: np.ndarray
+
+
+def _replay(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, decisions: Sequence[Decision],
+            cost: IntegerLinearCost, objective: str) -> _Replay:
+    """Step ``decisions`` through a fresh simulator (every simulator check applies) and price them in integers."""
+    sim = Simulator(workload, cost_model, engine)
+    integer_objective, rounding = 0, 0.0
+    finish_iteration = np.full(len(workload), -1)
+    for t, decision in enumerate(decisions):
+        unfinished = 1 if objective == "gpu_time" else len(sim.waiting) + len(sim.resident)
+        step = sim.step(decision)
+        integer_objective += unfinished * cost.batch_time(step.batch)
+        rounding += unfinished * cost.rounding_bound(step.batch)
+        finish_iteration[step.finished] = t
+    if not sim.done:
+        raise ValueError(f"the schedule of {len(decisions)} decisions leaves {sim.num_requests - sim.num_done} "
+                         f"requests unfinished")
+    return _Replay(compute_metrics(sim), integer_objective, rounding, finish_iteration)
+
+
+def _check_inputs(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
+    if len(workload) == 0:
+        raise ValueError("the workload is empty")
+    if not np.all(workload.arrival == workload.arrival[0]):
+        raise ValueError(f"solve_optimal handles offline workloads (all requests arriving together); arrivals range "
+                         f"from {workload.arrival.min()} to {workload.arrival.max()} s. Use workload.all_at_zero() "
+                         f"for the offline version")
+    if engine.block_size != 1:
+        raise ValueError(f"solve_optimal needs block_size 1 (token-granular KV), got {engine.block_size}")
+    Simulator(workload, cost_model, engine)  # raises WorkloadError for a request that cannot fit in M
+
+
+def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
+                            objective: str) -> tuple[str, list[Decision], float]:
+    """Run every registered heuristic (``baselines.SCHEDULERS``) and return the best one's name, decisions and
+    objective value (seconds)."""
+    from . import SCHEDULERS
+
+    best: tuple[str, list[Decision], float] | None = None
+    for name, scheduler_class in SCHEDULERS.items():
+        if scheduler_class is ReplayScheduler:
+            continue
+        sim = Simulator(workload, cost_model, engine)
+        value = objective_value(sim.run(scheduler_class()), objective)
+        if best is None or value < best[2]:
+            best = (name, list(sim.log_decisions), value)
+    if best is None:
+        raise RuntimeError("no heuristic scheduler is registered in baselines.SCHEDULERS")
+    return best
+
+
+def serial_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig) -> list[Decision]:
+    """Requests one at a time in arrival order, each prompt in chunks of at most C then its decodes: always feasible
+    (every request fits M alone) and never evicts."""
+    sim = Simulator(workload, cost_model, engine)
+    for r in range(len(workload)):
+        while not sim.finished[r]:
+            sim.step(Decision([r], [min(int(sim.need(r)), engine.token_budget)]))
+    return list(sim.log_decisions)
+
+
+def _relabel_identical(decisions: Sequence[Decision], instance: ScheduleInstance,
+                       finish_iteration: np.ndarray) -> list[Decision]:
+    """Swap ids of interchangeable requests so that, in each group, lower ids finish no later (the model's symmetry
+    breaking); the relabelled schedule is equivalent."""
+    mapping = np.arange(instance.num_requests)
+    for group in instance.identical_groups():
+        by_finish = sorted(group, key=lambda r: finish_iteration[r])
+        mapping[by_finish] = group
+    return [Decision(mapping[d.run_ids], d.run_tokens, mapping[d.evict_ids]) for d in decisions]
+
+
+def iteration_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, upper_bound: int) -> int:
+    """A horizon T such that some optimal schedule has at most T iterations, given a schedule of integer objective
+    ``upper_bound``.
+
+    Every non-empty batch costs at least ``t_min`` and the optimum is at most ``upper_bound``, so with
+    ``A = upper_bound // t_min``: for ``gpu_time`` an optimal schedule has at most ``A`` iterations. For ``latency``
+    each iteration adds at least ``t_min`` per unfinished request, so the iterations ``f_r`` each request stays
+    unfinished sum to at most ``A``. Sorting them, ``f_1..f_{n-2}`` are each at least the request's fewest possible
+    iterations, and once only the last request is left an optimal schedule finishes it at the cheapest solo cost,
+    which is at most ``W`` (:meth:`ScheduleInstance.solo_cost_bound`) and so takes at most ``W // t_min`` iterations:
+    ``f_n <= f_{n-1} + W // t_min``. Hence ``2 f_n <= A - (sum of the n-2 smallest minima) + W // t_min``.
+    """
+    t_min = cost.min_batch_time()
+    area = upper_bound // t_min
+    if objective == "gpu_time":
+        return area
+    n = instance.num_requests
+    tail = max(instance.solo_cost_bound(r, cost) for r in range(n)) // t_min
+    if n == 1:
+        return min(area, tail)
+    shortest = sorted(instance.min_iterations(r) for r in range(n))[: n - 2]
+    return min(area, (area - sum(shortest) + tail) // 2)
+
+
+def _solver(time_limit: float, workers: int, seed: int, log: bool) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = seed
+    solver.parameters.log_search_progress = log
+    return solver
+
+
+def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], time_limit: float, seed: int) -> None:
+    """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy with the decisions fixed
+    (propagation alone determines the rest) and copy the values by variable index."""
+    fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon)
+    fixed.fix_decisions(list(decisions))
+    solver = _solver(time_limit, 1, seed, False)
+    status = solver.solve(fixed.model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        raise RuntimeError(f"the hint schedule is not a solution of the CP-SAT model ({solver.status_name(status)}); "
+                           f"the model and the simulator disagree")
+    for index in range(len(schedule.model.proto.variables)):
+        variable = schedule.model.get_int_var_from_proto_index(index)
+        schedule.model.add_hint(variable, solver.value(fixed.model.get_int_var_from_proto_index(index)))
+
+
+def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None, engine: EngineConfig = TINY_ENGINE,
+                  objective: str = "latency", *, time_limit: float = 60.0, workers: int = 2, seed: int = 0,
+                  allow_eviction: bool = True, hint: Sequence[Decision] | None = None,
+                  max_iterations: int | None = None, log: bool = False) -> OptimalResult:
+    """The optimal schedule of an offline ``workload`` under ``engine`` and ``cost_model``, by CP-SAT.
+
+    Args:
+        objective: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
+        time_limit: wall-clock seconds for the whole call; the search stops there and returns the best schedule
+            found (``"FEASIBLE"``) with the solver's bound.
+        workers, seed: CP-SAT ``num_workers`` and ``random_seed``.
+        allow_eviction: False forbids preemption (every request keeps its KV until it finishes).
+        hint: a feasible schedule to start from; by default the best registered heuristic's (with eviction
+            forbidden, that one if it never evicts, else :func:`serial_schedule`).
+        max_iterations: cap the horizon below the sound bound (the result then says ``iteration_bound_sound``
+            False: optimal among schedules of at most that many iterations).
+        log: print CP-SAT's search log.
+
+    Raises:
+        WorkloadError: a request cannot fit in the KV capacity.
+        ValueError: online arrivals, a bad objective, block size above 1, a hint that evicts while eviction is
+            forbidden, or no schedule within ``max_iterations``.
+        InfeasibleDecisionError: a hint the simulator rejects.
+        TypeError: a cost model other than :class:`LinearCostModel`.
+    """
+    started = time.perf_counter()
+    cost_model = LinearCostModel() if cost_model is None else cost_model
+    _check_inputs(workload, cost_model, engine, objective)
+    cost = IntegerLinearCost.from_cost_model(cost_model)
+    instance = ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()),
+                                engine.kv_capacity, engine.token_budget, engine.max_batch_size)
+
+    hint_name, hint_decisions = ("given", list(hint)) if hint is not None else (None, None)
+    if hint is None:
+        hint_name, hint_decisions, _ = best_heuristic_schedule(workload, cost_model, engine, objective)
+    hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
+    if not allow_eviction and hint_replay.metrics["evictions"]:
+        if hint is not None:
+            raise ValueError("allow_eviction=False but the given hint evicts")
+        hint_name, hint_decisions = "serial", serial_schedule(workload, cost_model, engine)
+        hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
+
+    bound = iteration_bound(instance, cost, objective, hint_replay.integer_objective)
+    if bound < len(hint_decisions):
+        raise AssertionError(f"iteration bound {bound} below the hint's {len(hint_decisions)} iterations")
+    horizon, sound = _horizon(instance, bound, max_iterations)
+
+    schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction)
+    if len(hint_decisions) <= horizon:
+        relabelled = _relabel_identical(hint_decisions, instance, hint_replay.finish_iteration)
+        remaining = time_limit - (time.perf_counter() - started)
+        _add_complete_hint(schedule, relabelled, min(HINT_COMPLETION_SECONDS, remaining), seed)
+
+    solver = _solver(time_limit - (time.perf_counter() - started), workers, seed, log)
+    status = solver.solve(schedule.model)
+    return _result(workload, cost_model, engine, objective, schedule, solver, status, sound, hint_name,
+                   hint_decisions, hint_replay, cost, started)
+
+
+def _horizon(instance: ScheduleInstance, bound: int, max_iterations: int | None) -> tuple[int, bool]:
+    """The model's horizon and whether it is the sound bound."""
+    fewest = max(instance.min_iterations(r) for r in range(instance.num_requests))
+    if max_iterations is not None and max_iterations < fewest:
+        raise ValueError(f"max_iterations={max_iterations} is below the {fewest} iterations the longest request needs")
+    if max_iterations is not None and max_iterations < bound:
+        return max_iterations, False
+    return bound, True
+
+
+def _result(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
+            schedule: ScheduleModel, solver: cp_model.CpSolver, status: int, sound: bool, hint_name: str | None,
+            hint_decisions: list[Decision] | None, hint_replay: _Replay | None, cost: IntegerLinearCost,
+            started: float) -> OptimalResult:
+    """Package the solver's answer (or the hint when the solver found nothing in time), replayed and checked."""
+    unit = cost.unit_seconds
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        decisions, source = schedule.decisions(solver), "solver"
+        integer_objective = round(solver.objective_value)
+    elif status == cp_model.INFEASIBLE:
+        raise ValueError(f"no schedule finishes within {schedule.horizon} iterations (max_iterations too small)")
+    elif hint_replay is not None:
+        decisions, source = hint_decisions, hint_name
+        integer_objective = hint_replay.integer_objective
+    else:
+        raise RuntimeError(f"CP-SAT found no schedule within the time limit ({solver.status_name(status)}) and there "
+                           f"was no hint to fall back on; raise time_limit")
+    replay = _replay(workload, cost_model, engine, decisions, cost, objective)
+    if replay.integer_objective != integer_objective:
+        raise AssertionError(f"the model's objective {integer_objective} differs from the replayed schedule's "
+                             f"{replay.integer_objective} (integer units): the model and the simulator disagree")
+    best_bound = min(math.ceil(solver.best_objective_bound), integer_objective) * unit
+    value = integer_objective * unit
+    proven = status == cp_model.OPTIMAL or best_bound >= value
+    return OptimalResult(
+        status="OPTIMAL" if proven else "FEASIBLE", objective=value, best_bound=best_bound,
+        gap=0.0 if proven else (value - best_bound) / value, wall_time=time.perf_counter() - started,
+        num_iterations_bound=schedule.horizon, iteration_bound_sound=sound, decisions=decisions,
+        objective_name=objective, source=source, hint_name=hint_name,
+        hint_objective=None if hint_replay is None else objective_value(hint_replay.metrics, objective),
+        rounding_bound=replay.rounding_bound, replayed=replay.metrics)

@@ -1,0 +1,467 @@
+"""The CP-SAT model behind :func:`baselines.optimal.solve_optimal`: integer batch times and the schedule CSP.
+
+The model is iteration-indexed in the spirit of INFERMAX: for every iteration ``t`` of a horizon of ``T`` and every
+request ``r`` it holds the state before the iteration (``kv_in``: KV tokens held, ``generated``: tokens emitted) and
+the decision (``evict``, ``tokens``) with the derived quantities the simulator computes (``kv_used``: KV after
+eviction, ``runs``, ``emits``, ``decodes``). Every constraint mirrors a line of :meth:`Simulator.step`:
+
+* ``need = I + generated - kv_used``; a running request computes ``1..need`` tokens; ``tokens == need`` emits.
+* A request decodes when it has emitted a token and ``kv_in == I + generated - 1`` (``need == 1``), as
+  :meth:`Simulator.is_decoding` says; its batch entry is then a decode, otherwise a prefill chunk.
+* Eviction needs ``kv_in >= 1`` (the request is resident), sets ``kv_used = 0`` and excludes running in the same
+  iteration; the lost tokens are recomputed through ``need``.
+* Per iteration: ``sum(kv_used + tokens) <= M`` (finishing requests count their full ``I + O - 1``),
+  ``sum(tokens) <= C``, ``#running <= max_batch_size``; a request finishing in ``t`` holds no KV after ``t``.
+* Iterations run back to back while any request is unfinished and are empty afterwards (offline workloads).
+
+Batch times are integers in units of ``IntegerLinearCost.unit_seconds`` (0.1 ps by default; see that class for
+the rounding and its bound).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+from ortools.sat.python import cp_model
+
+from infermax_env.batch import Batch
+from infermax_env.cost.linear import MULTI_KERNEL_FACTOR, LinearCostModel
+from infermax_env.simulator import Decision
+
+PICOSECOND = 1e-12
+
+
+@dataclass(frozen=True)
+class IntegerLinearCost:
+    """:class:`LinearCostModel` with every coefficient rounded to an integer number of ``coefficient_unit`` seconds.
+
+    A batch's time is ``den * (K_ao N + K_bo) + attention`` where each attention kind contributes
+    ``num * (K_a x + K_b)`` when the batch holds more than one request of that kind and ``den * (K_a x + K_b)`` when
+    it holds one (``num / den`` = the multi-kernel factor 1.1 = 11/10), plus ``den * (K_s n + K_m sum m)``. The
+    integer is in units of ``unit_seconds = coefficient_unit / den``.
+
+    Rounding: each ``K = round(coefficient * layers * 1e-3 / coefficient_unit)`` is off by at most half a unit, so a
+    batch time is off by at most ``coefficient_unit / 2`` times the multiplier-weighted sum of the batch's features
+    (:meth:`rounding_bound`); with the default 1 ps unit and the paper's coefficients that is below 1e-7 relative.
+    """
+
+    k_ao: int
+    k_bo: int
+    k_ad: int
+    k_bd: int
+    k_sd: int
+    k_ap: int
+    k_bp: int
+    k_sp: int
+    k_mp: int
+    mult_num: int
+    mult_den: int
+    coefficient_unit: float
+
+    @classmethod
+    def from_cost_model(cls, cost_model: LinearCostModel, coefficient_unit: float = PICOSECOND) -> "IntegerLinearCost":
+        """Round ``cost_model``'s coefficients; raises ``ValueError`` for a negative coefficient or a zero per-batch
+        intercept (the iteration bound needs every batch to cost a positive integer)."""
+        if not isinstance(cost_model, LinearCostModel):
+            raise TypeError(f"the CP-SAT optimum encodes LinearCostModel only, got {type(cost_model).__name__}; "
+                            f"other cost models have no exact integer encoding here")
+        seconds_per_ms = cost_model.num_layers * 1e-3
+        coefficients = asdict(cost_model.coefficients)
+        rounded = {}
+        for name, value in coefficients.items():
+            if value < 0:
+                raise ValueError(f"LinearCostModel coefficient {name} = {value} is negative; the CP-SAT model needs "
+                                 f"non-negative coefficients")
+            rounded["k_" + name.replace("_", "")] = round(value * seconds_per_ms / coefficient_unit)
+        if rounded["k_bo"] < 1:
+            raise ValueError(f"LinearCostModel intercept b_o = {coefficients['b_o']} rounds to 0 units of "
+                             f"{coefficient_unit} s; the iteration bound needs a positive per-batch cost")
+        factor = Fraction(MULTI_KERNEL_FACTOR).limit_denominator(1000)
+        return cls(**rounded, mult_num=factor.numerator, mult_den=factor.denominator,
+                   coefficient_unit=coefficient_unit)
+
+    @property
+    def unit_seconds(self) -> float:
+        """Seconds per integer time unit."""
+        return self.coefficient_unit / self.mult_den
+
+    def _multiplier(self, count: int) -> int:
+        return 0 if count == 0 else (self.mult_den if count == 1 else self.mult_num)
+
+    def batch_time(self, batch: Batch) -> int:
+        """The integer time of ``batch``, the exact value the CP-SAT model assigns to it."""
+        c, m = batch.prefill_new.tolist(), batch.prefill_cached.tolist()
+        context = batch.decode_context.tolist()
+        n_dec, n_pre = len(context), len(c)
+        n_tokens = sum(c) + n_dec
+        if n_tokens == 0:
+            return 0
+        den = self.mult_den
+        quad = sum(ci * (ci + 2 * mi) for ci, mi in zip(c, m))
+        time = den * (self.k_ao * n_tokens + self.k_bo + self.k_sd * n_dec + self.k_sp * n_pre + self.k_mp * sum(m))
+        if n_dec:
+            time += self._multiplier(n_dec) * (self.k_ad * sum(context) + self.k_bd)
+        if n_pre:
+            time += self._multiplier(n_pre) * (self.k_ap * quad + self.k_bp)
+        return time
+
+    def rounding_bound(self, batch: Batch) -> float:
+        """Seconds by which :meth:`batch_time` x ``unit_seconds`` may differ from the float model on ``batch``."""
+        c, m = batch.prefill_new.tolist(), batch.prefill_cached.tolist()
+        context = batch.decode_context.tolist()
+        n_dec, n_pre = len(context), len(c)
+        n_tokens = sum(c) + n_dec
+        if n_tokens == 0:
+            return 0.0
+        weight = n_tokens + 1 + n_dec + n_pre + sum(m)
+        if n_dec:
+            weight += self._multiplier(n_dec) / self.mult_den * (sum(context) + 1)
+        if n_pre:
+            weight += self._multiplier(n_pre) / self.mult_den * (sum(ci * (ci + 2 * mi) for ci, mi in zip(c, m)) + 1)
+        return 0.5 * self.coefficient_unit * weight
+
+    def min_batch_time(self) -> int:
+        """A lower bound on the integer time of any non-empty batch (one token, one request, no context)."""
+        den = self.mult_den
+        cheapest_attention = min(self.k_bd + self.k_sd, self.k_ap + self.k_bp + self.k_sp)
+        return den * (self.k_ao + self.k_bo + cheapest_attention)
+
+
+@dataclass(frozen=True)
+class ScheduleInstance:
+    """An offline instance in plain integers: prompt and output lengths and the engine limits."""
+
+    prompt_len: tuple[int, ...]
+    output_len: tuple[int, ...]
+    kv_capacity: int
+    token_budget: int
+    max_batch_size: int
+
+    @property
+    def num_requests(self) -> int:
+        return len(self.prompt_len)
+
+    def min_iterations(self, r: int) -> int:
+        """Fewest iterations request ``r`` can finish in: its prompt in chunks of at most C, then O - 1 decodes."""
+        return math.ceil(self.prompt_len[r] / self.token_budget) + self.output_len[r] - 1
+
+    def solo_cost_bound(self, r: int, cost: IntegerLinearCost) -> int:
+        """An upper bound on the integer cost of finishing ``r`` alone from any state without evicting: each of at
+        most ``O`` emissions needs at most ``ceil((I + g) / C)`` iterations, each no dearer than a chunk of
+        ``min(C, I + g)`` tokens over the largest possible cache ``I + O - 2`` (or a decode over it)."""
+        prompt, output = self.prompt_len[r], self.output_len[r]
+        cache = prompt + output - 2
+        decode = cost.batch_time(Batch.of(decodes=[cache]))
+        total = 0
+        for g in range(output):
+            chunk = min(self.token_budget, prompt + g)
+            prefill = cost.batch_time(Batch.of([(chunk, cache)]))
+            total += math.ceil((prompt + g) / self.token_budget) * max(prefill, decode)
+        return total
+
+    def identical_groups(self) -> list[list[int]]:
+        """Groups (size >= 2) of requests with equal prompt and output lengths."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for r, key in enumerate(zip(self.prompt_len, self.output_len)):
+            groups.setdefault(key, []).append(r)
+        return [group for group in groups.values() if len(group) > 1]
+
+
+class ScheduleModel:
+    """The CP-SAT model of serving ``instance`` in at most ``horizon`` iterations, minimising ``objective``.
+
+    Attribute arrays are indexed ``[t][r]``; ``time[t]`` is the integer batch time of iteration ``t``. Variables are
+    created in a fixed order, so two models built with the same arguments have the same variable indices (the hint
+    completion relies on it).
+    """
+
+    def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
+                 allow_eviction: bool = True, symmetry_breaking: bool = True):
+        if objective not in ("latency", "gpu_time"):
+            raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
+        self.instance = instance
+        self.cost = cost
+        self.objective_name = objective
+        self.horizon = horizon
+        self.model = cp_model.CpModel()
+        self._add_request_state()
+        self._add_eviction(allow_eviction)
+        self._add_token_accounting()
+        self._add_decode_phase()
+        self._add_engine_limits()
+        self._add_batch_time()
+        self._add_objective()
+        self._add_progress_bounds()
+        if symmetry_breaking:
+            self._add_symmetry_breaking()
+
+    # ---- variables and constraints -----------------------------------------------------------------------
+    def _requests(self) -> range:
+        return range(self.instance.num_requests)
+
+    def _iterations(self) -> range:
+        return range(self.horizon)
+
+    def _add_request_state(self) -> None:
+        """State before each iteration (and after the last): KV held, tokens emitted, still unfinished.
+
+        ``generated[t][r] <= t - ceil(I / C) + 1`` (a request emits at most one token per iteration, the first after
+        its whole prompt) tightens the domains; the final state has every request finished.
+        """
+        model, inst = self.model, self.instance
+        self.kv_in, self.generated, self.alive, self.has_token = [], [], [], []
+        for t in range(self.horizon + 1):
+            kv_row, gen_row, alive_row, token_row = [], [], [], []
+            for r in self._requests():
+                prompt, output = inst.prompt_len[r], inst.output_len[r]
+                earliest = max(0, t - math.ceil(prompt / inst.token_budget) + 1)
+                last = t == self.horizon
+                max_generated = min(output, earliest)
+                kv_row.append(model.new_int_var(0, 0 if (t == 0 or last) else prompt + output - 2, f"kv_in[{t},{r}]"))
+                generated = model.new_int_var(output if last else 0, max_generated, f"generated[{t},{r}]")
+                alive = model.new_bool_var(f"alive[{t},{r}]")
+                has_token = model.new_bool_var(f"has_token[{t},{r}]")
+                # alive <=> generated <= O - 1; has_token <=> generated >= 1 (generated is in [0, O]).
+                model.add(generated <= output - alive)
+                model.add(generated >= output * (1 - alive))
+                model.add(generated >= has_token)
+                model.add(generated <= output * has_token)
+                gen_row.append(generated)
+                alive_row.append(alive)
+                token_row.append(has_token)
+            self.kv_in.append(kv_row)
+            self.generated.append(gen_row)
+            self.alive.append(alive_row)
+            self.has_token.append(token_row)
+        for t in self._iterations():
+            for r in self._requests():
+                model.add_implication(self.alive[t + 1][r], self.alive[t][r])
+
+    def _add_eviction(self, allow_eviction: bool) -> None:
+        """``evict`` drops the KV before the iteration's compute: ``kv_used = 0 if evict else kv_in``. Only a
+        resident (KV-holding) request may be evicted."""
+        model, inst = self.model, self.instance
+        self.evict, self.kv_used = [], []
+        for t in self._iterations():
+            evict_row, used_row = [], []
+            for r in self._requests():
+                top = inst.prompt_len[r] + inst.output_len[r] - 2
+                evict = model.new_bool_var(f"evict[{t},{r}]")
+                kv_used = model.new_int_var(0, top, f"kv_used[{t},{r}]")
+                kv_in = self.kv_in[t][r]
+                if not allow_eviction or t == 0:
+                    model.add(evict == 0)
+                model.add(kv_in >= evict)
+                model.add(kv_used <= kv_in)
+                model.add(kv_used >= kv_in - top * evict)
+                model.add(kv_used <= top * (1 - evict))
+                evict_row.append(evict)
+                used_row.append(kv_used)
+            self.evict.append(evict_row)
+            self.kv_used.append(used_row)
+
+    def _add_token_accounting(self) -> None:
+        """Chunks, emissions and the next state: ``1 <= tokens <= need`` when running, ``emits <=> tokens == need``,
+        ``generated' = generated + emits``, ``kv_in' = kv_used + tokens`` (0 once the request finishes)."""
+        model, inst = self.model, self.instance
+        self.tokens, self.runs, self.emits, self.kv_peak = [], [], [], []
+        for t in self._iterations():
+            token_row, run_row, emit_row, peak_row = [], [], [], []
+            for r in self._requests():
+                prompt, output = inst.prompt_len[r], inst.output_len[r]
+                full = prompt + output - 1
+                tokens = model.new_int_var(0, min(inst.token_budget, full), f"tokens[{t},{r}]")
+                runs = model.new_bool_var(f"runs[{t},{r}]")
+                emits = model.new_bool_var(f"emits[{t},{r}]")
+                kv_peak = model.new_int_var(0, full, f"kv_peak[{t},{r}]")
+                need = prompt + self.generated[t][r] - self.kv_used[t][r]
+                model.add(tokens >= runs)
+                model.add(tokens <= min(inst.token_budget, full) * runs)
+                model.add(tokens <= need)
+                model.add(tokens == need).only_enforce_if(emits)
+                model.add(tokens <= need - 1).only_enforce_if(~emits)
+                model.add_implication(runs, self.alive[t][r])
+                model.add(runs + self.evict[t][r] <= 1)
+                model.add(emits <= runs)
+                model.add(self.generated[t + 1][r] == self.generated[t][r] + emits)
+                model.add(kv_peak == self.kv_used[t][r] + tokens)
+                finishes = self.alive[t][r] - self.alive[t + 1][r]
+                model.add(self.kv_in[t + 1][r] == kv_peak - full * finishes)
+                token_row.append(tokens)
+                run_row.append(runs)
+                emit_row.append(emits)
+                peak_row.append(kv_peak)
+            self.tokens.append(token_row)
+            self.runs.append(run_row)
+            self.emits.append(emit_row)
+            self.kv_peak.append(peak_row)
+
+    def _add_decode_phase(self) -> None:
+        """``decodes = runs and has_token and kv_in == I + generated - 1`` (the simulator's decode test), and the
+        per-request batch entries the cost needs: a decode's context and a running request's cached KV."""
+        model, inst = self.model, self.instance
+        self.decodes, self.decode_context, self.running_cached = [], [], []
+        for t in self._iterations():
+            decode_row, context_row, cached_row = [], [], []
+            for r in self._requests():
+                prompt, output = inst.prompt_len[r], inst.output_len[r]
+                top = prompt + output - 2
+                kv_in, generated = self.kv_in[t][r], self.generated[t][r]
+                full_context = model.new_bool_var(f"full_context[{t},{r}]")
+                model.add(kv_in == prompt + generated - 1).only_enforce_if(full_context)
+                model.add(kv_in <= prompt + generated - 2).only_enforce_if(~full_context)
+                decodes = model.new_bool_var(f"decodes[{t},{r}]")
+                model.add_bool_and([self.runs[t][r], self.has_token[t][r], full_context]).only_enforce_if(decodes)
+                model.add_bool_or([~self.runs[t][r], ~self.has_token[t][r], ~full_context, decodes])
+                decode_row.append(decodes)
+                context_row.append(self._masked_copy(self.kv_used[t][r], decodes, top, f"decode_context[{t},{r}]"))
+                cached_row.append(self._masked_copy(self.kv_used[t][r], self.runs[t][r], top, f"running_cached[{t},{r}]"))
+            self.decodes.append(decode_row)
+            self.decode_context.append(context_row)
+            self.running_cached.append(cached_row)
+
+    def _masked_copy(self, value: cp_model.IntVar, flag: cp_model.IntVar, top: int, name: str) -> cp_model.IntVar:
+        """A variable equal to ``value`` when ``flag`` and 0 otherwise (``0 <= value <= top``)."""
+        copy = self.model.new_int_var(0, top, name)
+        self.model.add(copy <= value)
+        self.model.add(copy <= top * flag)
+        self.model.add(copy >= value - top * (1 - flag))
+        return copy
+
+    def _add_engine_limits(self) -> None:
+        """Per iteration: KV after evictions plus new tokens <= M, tokens <= C, running requests <= max batch size;
+        an iteration runs something exactly while some request is unfinished."""
+        model, inst = self.model, self.instance
+        self.active = []
+        for t in self._iterations():
+            model.add(sum(self.kv_peak[t]) <= inst.kv_capacity)
+            model.add(sum(self.tokens[t]) <= inst.token_budget)
+            model.add(sum(self.runs[t]) <= inst.max_batch_size)
+            active = model.new_bool_var(f"active[{t}]")
+            for r in self._requests():
+                model.add_implication(self.alive[t][r], active)
+            model.add(sum(self.alive[t]) >= active)
+            model.add(sum(self.runs[t]) >= active)
+            self.active.append(active)
+        for t in range(self.horizon - 1):
+            model.add_implication(self.active[t + 1], self.active[t])
+
+    def _count_flags(self, count, upper: int, name: str) -> tuple[cp_model.IntVar, cp_model.IntVar]:
+        """Booleans ``count >= 1`` and ``count >= 2`` for an integer expression ``0 <= count <= upper``."""
+        any_flag = self.model.new_bool_var(f"{name}>=1")
+        many_flag = self.model.new_bool_var(f"{name}>=2")
+        self.model.add(count >= any_flag)
+        self.model.add(count <= upper * any_flag)
+        self.model.add(count >= 2 * many_flag)
+        self.model.add(count <= 1 + upper * many_flag)
+        return any_flag, many_flag
+
+    def _square(self, value: cp_model.IntVar, top: int, name: str) -> cp_model.IntVar:
+        square = self.model.new_int_var(0, top * top, name)
+        self.model.add_multiplication_equality(square, [value, value])
+        return square
+
+    def _add_batch_time(self) -> None:
+        """``time[t]`` = the integer cost (see :class:`IntegerLinearCost`) of iteration ``t``'s batch.
+
+        The prefill attention term ``sum c (c + 2 m)`` over prefill chunks is ``sum (m + c)^2 - m^2`` over all
+        requests (zero for those not running) minus ``2 m + 1`` for each decode; the multi-kernel factor applies
+        through a variable equal to the attention base when two or more requests of that kind run.
+        """
+        model, inst, k = self.model, self.instance, self.cost
+        n = inst.num_requests
+        den, extra = k.mult_den, k.mult_num - k.mult_den
+        full = [inst.prompt_len[r] + inst.output_len[r] - 1 for r in self._requests()]
+        max_context = sum(f - 1 for f in full)
+        max_quad = sum(f * f for f in full)
+        max_tokens = min(inst.token_budget, sum(full))
+        self.time_upper = (den * (k.k_ao * max_tokens + k.k_bo + k.k_sd * n + k.k_sp * n + k.k_mp * max_context)
+                           + k.mult_num * (k.k_ad * max_context + k.k_bd + k.k_ap * max_quad + k.k_bp))
+        self.time = []
+        for t in self._iterations():
+            n_dec = sum(self.decodes[t])
+            n_pre = sum(self.runs[t]) - n_dec
+            has_dec, multi_dec = self._count_flags(n_dec, n, f"decodes[{t}]")
+            has_pre, multi_pre = self._count_flags(n_pre, n, f"prefills[{t}]")
+            context = sum(self.decode_context[t])
+            squares = sum(self._square(self.kv_peak[t][r], full[r], f"peak_sq[{t},{r}]")
+                          - self._square(self.kv_used[t][r], full[r] - 1, f"used_sq[{t},{r}]") for r in self._requests())
+            quad = squares - 2 * context - n_dec
+            cached = sum(self.running_cached[t]) - context
+            decode_base = k.k_ad * context + k.k_bd * has_dec
+            prefill_base = k.k_ap * quad + k.k_bp * has_pre
+            decode_extra = model.new_int_var(0, k.k_ad * max_context + k.k_bd, f"decode_extra[{t}]")
+            model.add(decode_extra == decode_base).only_enforce_if(multi_dec)
+            model.add(decode_extra == 0).only_enforce_if(~multi_dec)
+            prefill_extra = model.new_int_var(0, k.k_ap * max_quad + k.k_bp, f"prefill_extra[{t}]")
+            model.add(prefill_extra == prefill_base).only_enforce_if(multi_pre)
+            model.add(prefill_extra == 0).only_enforce_if(~multi_pre)
+            time = model.new_int_var(0, self.time_upper, f"time[{t}]")
+            model.add(time == den * (k.k_ao * sum(self.tokens[t]) + k.k_bo * self.active[t] + decode_base
+                                     + k.k_sd * n_dec + prefill_base + k.k_sp * n_pre + k.k_mp * cached)
+                      + extra * (decode_extra + prefill_extra))
+            model.add(time >= k.min_batch_time() * self.active[t])
+            self.time.append(time)
+
+    def _add_objective(self) -> None:
+        """``gpu_time``: the sum of batch times. ``latency``: sum of TTLT = sum over iterations of the batch time
+        times the requests unfinished during it (all arrive at time 0), each product exact via a multiplication
+        equality, with the McCormick inequality ``area >= time + t_min (alive - 1)`` as a linear cut."""
+        model, n = self.model, self.instance.num_requests
+        if self.objective_name == "gpu_time":
+            self.objective = sum(self.time)
+        else:
+            t_min = self.cost.min_batch_time()
+            self.area = []
+            for t in self._iterations():
+                unfinished = sum(self.alive[t])
+                area = model.new_int_var(0, self.time_upper * n, f"area[{t}]")
+                model.add_multiplication_equality(area, [self.time[t], unfinished])
+                model.add(area >= self.time[t] + t_min * (unfinished - 1))
+                model.add(area >= t_min * unfinished)
+                self.area.append(area)
+            self.objective = sum(self.area)
+        model.minimize(self.objective)
+
+    def _add_progress_bounds(self) -> None:
+        """Redundant: a request that has emitted ``g`` of its ``O`` tokens stays unfinished for at least ``O - g``
+        more iterations (one token per iteration)."""
+        model, inst = self.model, self.instance
+        for t in self._iterations():
+            for r in self._requests():
+                remaining_alive = sum(self.alive[s][r] for s in range(t, self.horizon))
+                model.add(remaining_alive >= inst.output_len[r] - self.generated[t][r])
+
+    def _add_symmetry_breaking(self) -> None:
+        """Requests with equal prompt and output lengths are interchangeable: relabelling makes the lower-numbered
+        one finish no later (``alive[t][a] <= alive[t][b]`` for ``a < b`` in a group)."""
+        for group in self.instance.identical_groups():
+            for a, b in zip(group, group[1:]):
+                for t in range(self.horizon + 1):
+                    self.model.add_implication(self.alive[t][a], self.alive[t][b])
+
+    # ---- using the model ---------------------------------------------------------------------------------
+    def fix_decisions(self, decisions: list[Decision]) -> None:
+        """Constrain the model to replay ``decisions`` (and to idle afterwards)."""
+        if len(decisions) > self.horizon:
+            raise ValueError(f"{len(decisions)} decisions do not fit the horizon of {self.horizon} iterations")
+        for t in self._iterations():
+            tokens = dict(zip(decisions[t].run_ids.tolist(), decisions[t].run_tokens.tolist())) \
+                if t < len(decisions) else {}
+            evicted = set(decisions[t].evict_ids.tolist()) if t < len(decisions) else set()
+            for r in self._requests():
+                self.model.add(self.tokens[t][r] == tokens.get(r, 0))
+                self.model.add(self.evict[t][r] == int(r in evicted))
+
+    def decisions(self, solver: cp_model.CpSolver) -> list[Decision]:
+        """The schedule of the solver's best solution, one :class:`Decision` per non-empty iteration."""
+        schedule = []
+        for t in self._iterations():
+            if not solver.boolean_value(self.active[t]):
+                break
+            run = {r: solver.value(self.tokens[t][r]) for r in self._requests() if solver.value(self.tokens[t][r])}
+            evict = [r for r in self._requests() if solver.boolean_value(self.evict[t][r])]
+            schedule.append(Decision.from_dict(run, evict))
+        return schedule
