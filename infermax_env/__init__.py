@@ -25,3 +25,4 @@ __all__ = [
     "get_gpu", "get_model", "list_gpus", "list_models", "load_azure_trace", "objective_value", "register_gpu",
     "register_model",
 ]
+from . import envs  # noqa: E402,F401  (registers InferMax-v0 and InferMax-Tiny-v0; the only gymnasium import)

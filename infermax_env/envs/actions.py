@@ -1,0 +1,453 @@
+"""Action modes: how an action over the K slots becomes a feasible :class:`Decision`, and back.
+
+Every mode uses the simulator's own quantities (``need``, KV blocks, free blocks, the engine limits); the
+:class:`Decision` it produces is checked again by :meth:`Simulator.step`, so the env cannot diverge from the
+simulator's semantics.
+
+* ``select``: ``MultiDiscrete([3] * K)``, per slot 0 = leave, 1 = run, 2 = evict (resident slots only).
+  Evictions apply first. Runs are taken decodes first, then prefills, each group in slot order; the batch
+  closes at the first run that does not fully fit the token budget, the batch size or the free KV memory,
+  and that run, when it is a prefill, is chunked to what remains (if at least one token fits). The runs
+  that did not fit are counted in ``info["repairs"]["dropped"]``.
+* ``priority``: ``Box(-1, 1, (K,))`` scores (any finite value is accepted: only the ranking matters; ties
+  keep slot order). Valid slots are visited by decreasing score; each computes ``min(need, budget left)``
+  tokens; when its KV does not fit, the lowest-scored resident requests ranked below it are evicted (lowest
+  first) until it fits, or, for a prefill that still cannot fit whole, it is chunked to the memory left.
+  Always feasible. FCFS is ``-arrival``, SJF ``-prompt_len``, SRF ``tokens_computed``.
+* ``sequential``: ``Discrete(2K + 1)``: ``i < K`` adds slot i to the batch being built (with
+  ``min(need, budget left, memory left)`` tokens), ``K + i`` marks slot i for eviction, ``2K`` launches the
+  batch; only a launch moves the clock. The mask is exact: an add is allowed iff the request is in the
+  window, not yet added nor marked, the batch has room, and at least one of its tokens fits the budget and
+  the memory left; an eviction iff the slot is resident and neither added nor marked; the launch iff the
+  batch is non-empty or nothing can be added any more.
+
+Invalid choices (what the mask forbids: running an empty slot, evicting a request that holds no KV, a masked
+sequential action) are repaired and counted in ``info["repairs"]["invalid"]`` (or raise
+:class:`InvalidActionError` with ``strict=True``): select and priority ignore them; in the sequential mode
+a masked action launches the batch built so far. Actions of the wrong shape, dtype or range always raise
+``ValueError``.
+
+Livelock rule: when an action would run nothing, the env never idles; it runs the earliest-arrived unfinished
+request not being evicted (a chunk of ``min(need, C, memory)`` tokens), evicting the latest-arrived resident
+requests first if not even one token fits (``info["repairs"]["livelock"]``; an error with ``strict=True``,
+except for a sequential launch the mask allowed).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from ..errors import InfeasibleDecisionError
+from ..simulator import Decision, Simulator
+from .observation import Window
+
+LEAVE, RUN, EVICT = 0, 1, 2
+
+
+class InvalidActionError(InfeasibleDecisionError):
+    """An action chose something its mask forbids (raised only with ``strict=True``)."""
+
+
+class NotExpressibleError(ValueError):
+    """A scheduler's :class:`Decision` cannot be written exactly as an action of this mode."""
+
+
+class Repairs:
+    """What the env changed in an action: ``invalid`` masked choices ignored, ``dropped`` runs that did not fit
+    the budget, batch size or memory, ``livelock`` when the livelock rule chose the batch."""
+
+    __slots__ = ("invalid", "dropped", "livelock")
+
+    def __init__(self) -> None:
+        self.invalid = 0
+        self.dropped = 0
+        self.livelock = False
+
+    def as_dict(self) -> dict[str, int]:
+        return {"invalid": self.invalid, "dropped": self.dropped, "livelock": int(self.livelock)}
+
+
+def same_decision(a: Decision, b: Decision) -> bool:
+    """Equal runs (ids with their tokens) and evictions, in any order."""
+    return (dict(zip(a.run_ids.tolist(), a.run_tokens.tolist())) == dict(zip(b.run_ids.tolist(), b.run_tokens.tolist()))
+            and sorted(a.evict_ids.tolist()) == sorted(b.evict_ids.tolist()))
+
+
+def tokens_fitting(sim: Simulator, win: Window, slots: np.ndarray | int, free_blocks: int) -> np.ndarray | int:
+    """The most tokens each slot's request could add to its KV with ``free_blocks`` blocks free."""
+    block = sim.config.block_size
+    return (win.kv_blocks[slots] + free_blocks) * block - win.kv[slots]
+
+
+def greedy_prefix(sim: Simulator, win: Window, order: np.ndarray, budget: int, free_blocks: int,
+                  room: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Take runs in ``order`` with their full ``need`` while the budget, ``room`` batch places and memory allow;
+    the first that does not fit is chunked to what remains when it can take a token.
+
+    Returns (slots, tokens, stop) where ``stop`` is the position in ``order`` of the first run not taken whole
+    (``len(order)`` when all fit)."""
+    need = win.need[order]
+    cum_tokens = np.cumsum(need)
+    if sim.config.block_size == 1:  # blocks are tokens: one cumulative limit (need >= 1, so cum is increasing)
+        stop = int(np.searchsorted(cum_tokens, min(budget, free_blocks), side="right"))
+        cum_blocks = cum_tokens
+    else:
+        cum_blocks = np.cumsum(sim._blocks(win.kv[order] + need) - win.kv_blocks[order])
+        fits = (cum_tokens <= budget) & (cum_blocks <= free_blocks)
+        stop = int(np.argmin(fits)) if not fits.all() else len(order)
+    stop = min(stop, room)
+    if stop == len(order) or stop == room:
+        return order[:stop], need[:stop], stop
+    used_tokens = int(cum_tokens[stop - 1]) if stop else 0
+    used_blocks = int(cum_blocks[stop - 1]) if stop else 0
+    slot = order[stop]
+    chunk = min(int(need[stop]), budget - used_tokens, int(tokens_fitting(sim, win, slot, free_blocks - used_blocks)))
+    if chunk < 1:
+        return order[:stop], need[:stop], stop
+    tokens = need[:stop + 1].copy()
+    tokens[stop] = chunk
+    return order[:stop + 1], tokens, stop
+
+
+def livelock_decision(sim: Simulator, evict_ids: np.ndarray) -> Decision:
+    """The livelock rule (module docstring): run the earliest-arrived unfinished request not being evicted."""
+    evicting = set(evict_ids.tolist())
+    resident = sorted(sim.resident)
+    candidates = [r for r in resident if r not in evicting][:1]
+    candidates += [r for r in sim.waiting_by_arrival() if r not in evicting][:1]
+    if not candidates:  # the action evicts everything there is: keep the oldest, evict the rest
+        candidates = resident[:1]
+        evicting.discard(resident[0])
+    target = min(candidates)
+    free = sim.config.num_blocks - sim.kv_blocks_used + int(sim._blocks(sim.kv[list(evicting)]).sum())
+    block = sim.config.block_size
+    kv = int(sim.kv[target])
+    for victim in reversed(resident):
+        if (sim._blocks(kv) + free) * block - kv >= 1:
+            break
+        if victim != target and victim not in evicting:
+            evicting.add(victim)
+            free += int(sim._blocks(sim.kv[victim]))
+    chunk = min(int(sim.need(target)), sim.config.token_budget, (sim._blocks(kv) + free) * block - kv)
+    return Decision([target], [chunk], sorted(evicting))
+
+
+class ActionMode:
+    """One way of acting; subclasses define the space, the mask and the conversions."""
+
+    name = ""
+
+    def __init__(self, window: int, strict: bool):
+        self.window = window
+        self.strict = strict
+
+    @property
+    def space(self) -> gym.Space:
+        raise NotImplementedError
+
+    @property
+    def mask_size(self) -> int:
+        raise NotImplementedError
+
+    def new_pending(self, sim: Simulator, win: Window) -> "PendingBatch | None":
+        """State of a batch under construction (sequential mode only)."""
+        return None
+
+    def mask(self, sim: Simulator, win: Window, pending: "PendingBatch | None") -> np.ndarray:
+        """Flattened boolean mask of allowed choices."""
+        raise NotImplementedError
+
+    def act(self, action, sim: Simulator, win: Window,
+            pending: "PendingBatch | None") -> tuple[Decision | None, Repairs]:
+        """The decision to launch (None while a sequential batch is being built) and what was repaired."""
+        raise NotImplementedError
+
+    def encode(self, decision: Decision, sim: Simulator, win: Window) -> list:
+        """Actions that make the env launch exactly ``decision``; raises :class:`NotExpressibleError`."""
+        raise NotImplementedError
+
+    # ---- shared helpers --------------------------------------------------------------------------
+    def _reject(self, message: str) -> None:
+        if self.strict:
+            raise InvalidActionError(message)
+
+    def _window_slots(self, win: Window, ids: np.ndarray, what: str) -> np.ndarray:
+        slot_of = {int(r): s for s, r in enumerate(win.ids[:win.count].tolist())}
+        missing = [int(r) for r in ids.tolist() if int(r) not in slot_of]
+        if missing:
+            raise NotExpressibleError(f"{self.name} mode cannot {what} requests {missing}: they are outside the "
+                                      f"K = {self.window} slot window (raise window=...)")
+        return np.array([slot_of[int(r)] for r in ids.tolist()], dtype=np.int64)
+
+    def _verify(self, actions: list, decision: Decision, sim: Simulator, win: Window) -> list:
+        pending = self.new_pending(sim, win)
+        produced = None
+        for action in actions:
+            produced, _ = self.act(action, sim, win, pending)
+        if produced is None or not same_decision(produced, decision):
+            raise NotExpressibleError(f"{self.name} mode cannot express {decision} exactly: the env would launch "
+                                      f"{produced}")
+        return actions
+
+    def _livelock(self, sim: Simulator, evict_ids: np.ndarray, repairs: Repairs, allowed: bool = False) -> Decision:
+        if not allowed:
+            self._reject("the action runs nothing while requests could run (livelock)")
+        repairs.livelock = True
+        return livelock_decision(sim, evict_ids)
+
+
+def _integer_array(action, shape: tuple[int, ...], mode: str) -> np.ndarray:
+    array = np.asarray(action)
+    if array.shape != shape:
+        raise ValueError(f"{mode} action must have shape {shape}, got {array.shape}")
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{mode} action must be integers, got dtype {array.dtype}")
+    return array
+
+
+class SelectMode(ActionMode):
+    """``MultiDiscrete([3] * K)``: leave / run / evict per slot."""
+
+    name = "select"
+
+    @property
+    def space(self) -> gym.spaces.MultiDiscrete:
+        return gym.spaces.MultiDiscrete(np.full(self.window, 3, dtype=np.int64))
+
+    @property
+    def mask_size(self) -> int:
+        return 3 * self.window
+
+    def mask(self, sim, win, pending=None):
+        mask = np.zeros((self.window, 3), dtype=bool)
+        mask[:, LEAVE] = True
+        mask[:, RUN] = win.valid
+        mask[:, EVICT] = win.resident
+        return mask.reshape(-1)
+
+    def act(self, action, sim, win, pending=None):
+        choice = _integer_array(action, (self.window,), self.name)
+        if choice.min() < LEAVE or choice.max() > EVICT:
+            raise ValueError(f"select action values must be 0 (leave), 1 (run) or 2 (evict), got {choice.tolist()}")
+        repairs = Repairs()
+        evict = choice == EVICT
+        run = choice == RUN
+        bad_evict = np.flatnonzero(evict[win.num_resident:]) + win.num_resident
+        bad_run = np.flatnonzero(run[win.count:]) + win.count
+        if len(bad_evict) or len(bad_run):
+            repairs.invalid = len(bad_evict) + len(bad_run)
+            self._reject(f"select action evicts non-resident slots {bad_evict.tolist()} and runs empty slots "
+                         f"{bad_run.tolist()} (resident slots: 0..{win.num_resident - 1}, filled slots: "
+                         f"0..{win.count - 1})")
+            evict[bad_evict] = False
+            run[bad_run] = False
+        evict_ids = win.ids[evict]
+        free = win.free_blocks + int(win.kv_blocks[evict].sum()) if len(evict_ids) else win.free_blocks
+        wanted = np.flatnonzero(run)
+        order = wanted[np.argsort(~win.decoding[wanted], kind="stable")]  # decodes first, slot order within
+        taken, tokens, _ = greedy_prefix(sim, win, order, sim.config.token_budget, free, sim.config.max_batch_size)
+        repairs.dropped = len(order) - len(taken)
+        if len(taken) == 0:
+            return self._livelock(sim, evict_ids, repairs), repairs
+        return Decision(win.ids[taken], tokens, evict_ids), repairs
+
+    def encode(self, decision, sim, win):
+        action = np.zeros(self.window, dtype=np.int64)
+        action[self._window_slots(win, decision.run_ids, "run")] = RUN
+        action[self._window_slots(win, decision.evict_ids, "evict")] = EVICT
+        return self._verify([action], decision, sim, win)
+
+
+class PriorityMode(ActionMode):
+    """``Box(-1, 1, (K,))`` scores; the batch is built greedily by score with priority evictions."""
+
+    name = "priority"
+
+    @property
+    def space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(-1.0, 1.0, shape=(self.window,), dtype=np.float32)
+
+    @property
+    def mask_size(self) -> int:
+        return self.window
+
+    def mask(self, sim, win, pending=None):
+        return win.valid
+
+    def act(self, action, sim, win, pending=None):
+        scores = np.asarray(action)
+        if scores.shape != (self.window,):
+            raise ValueError(f"priority action must have shape ({self.window},), got {scores.shape}")
+        if scores.dtype.kind not in "fiu":
+            raise ValueError(f"priority action must be real scores, got dtype {scores.dtype}")
+        repairs = Repairs()
+        scores = scores[:win.count].astype(np.float64)
+        nan = np.isnan(scores)
+        if nan.any():
+            repairs.invalid = int(nan.sum())
+            self._reject(f"priority scores of slots {np.flatnonzero(nan).tolist()} are NaN")
+            scores[nan] = -np.inf
+        order = np.argsort(-scores, kind="stable")
+        cfg = sim.config
+        taken, tokens, stop = greedy_prefix(sim, win, order, cfg.token_budget, win.free_blocks, cfg.max_batch_size)
+        evicted = np.zeros(self.window, dtype=bool)
+        if stop < len(order):  # from the first run that does not fit whole on, evictions may make room
+            taken, tokens = self._with_evictions(sim, win, order, stop, evicted)
+        evict_ids = win.ids[evicted]
+        if len(taken) == 0:
+            return self._livelock(sim, evict_ids, repairs), repairs
+        return Decision(win.ids[taken], np.asarray(tokens, dtype=np.int64), evict_ids), repairs
+
+    @staticmethod
+    def _with_evictions(sim: Simulator, win: Window, order: np.ndarray, start: int,
+                        evicted: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The greedy from position ``start`` on, evicting lower-ranked residents for higher-ranked requests."""
+        cfg = sim.config
+        slots = order[:start].tolist()
+        tokens = win.need[order[:start]].tolist()
+        budget = cfg.token_budget - sum(tokens)
+        free = win.free_blocks - int((sim._blocks(win.kv[slots] + win.need[slots]) - win.kv_blocks[slots]).sum())
+        resident = win.resident
+        for position in range(start, len(order)):
+            if len(slots) >= cfg.max_batch_size or budget == 0:
+                break
+            slot = order[position]
+            if evicted[slot]:
+                continue
+            want = min(int(win.need[slot]), budget)
+            if tokens_fitting(sim, win, slot, free) < want:
+                victims = [s for s in order[position + 1:][::-1].tolist() if resident[s] and not evicted[s]]
+                gains = np.cumsum(win.kv_blocks[victims]) if victims else np.zeros(0, dtype=np.int64)
+                enough = np.flatnonzero(tokens_fitting(sim, win, slot, free + gains) >= want)
+                count = int(enough[0]) + 1 if len(enough) else (
+                    len(victims) if victims and tokens_fitting(sim, win, slot, free + int(gains[-1])) >= 1 else 0)
+                for victim in victims[:count]:
+                    evicted[victim] = True
+                    free += int(win.kv_blocks[victim])
+            chunk = min(want, int(tokens_fitting(sim, win, slot, free)))
+            if chunk < 1:
+                continue
+            slots.append(slot)
+            tokens.append(chunk)
+            budget -= chunk
+            free -= int(sim._blocks(win.kv[slot] + chunk) - win.kv_blocks[slot])
+        return np.asarray(slots, dtype=np.int64), tokens
+
+    def encode(self, decision, sim, win):
+        run_slots = self._window_slots(win, decision.run_ids, "run")
+        evict_slots = self._window_slots(win, decision.evict_ids, "evict")
+        rank = list(run_slots.tolist())
+        chosen = set(rank) | set(evict_slots.tolist())
+        rank += [s for s in range(win.count) if s not in chosen] + evict_slots.tolist()
+        scores = np.zeros(self.window, dtype=np.float32)
+        scores[rank] = np.linspace(1.0, -1.0, len(rank), dtype=np.float32) if len(rank) > 1 else 1.0
+        return self._verify([scores], decision, sim, win)
+
+
+class PendingBatch:
+    """The batch a sequential agent is building: added slots (in order) with tokens, slots marked for eviction,
+    and what is left of the budget, the batch places and the free memory."""
+
+    __slots__ = ("added", "tokens", "in_batch", "evict", "budget_left", "free_blocks")
+
+    def __init__(self, win: Window, token_budget: int):
+        size = len(win.ids)
+        self.added: list[int] = []
+        self.tokens: list[int] = []
+        self.in_batch = np.zeros(size, dtype=bool)
+        self.evict = np.zeros(size, dtype=bool)
+        self.budget_left = token_budget
+        self.free_blocks = win.free_blocks
+
+    @property
+    def count(self) -> int:
+        return len(self.added)
+
+
+class SequentialMode(ActionMode):
+    """``Discrete(2K + 1)``: add slot i, evict slot i, or launch."""
+
+    name = "sequential"
+
+    @property
+    def space(self) -> gym.spaces.Discrete:
+        return gym.spaces.Discrete(2 * self.window + 1)
+
+    @property
+    def mask_size(self) -> int:
+        return 2 * self.window + 1
+
+    @property
+    def launch(self) -> int:
+        return 2 * self.window
+
+    def new_pending(self, sim, win):
+        return PendingBatch(win, sim.config.token_budget)
+
+    def mask(self, sim, win, pending):
+        k = self.window
+        mask = np.zeros(2 * k + 1, dtype=bool)
+        free_slot = ~(pending.in_batch | pending.evict)
+        if pending.count < sim.config.max_batch_size and pending.budget_left >= 1:
+            mask[:k] = win.valid & free_slot & (tokens_fitting(sim, win, slice(None), pending.free_blocks) >= 1)
+        mask[k:2 * k] = win.resident & free_slot
+        mask[2 * k] = pending.count > 0 or not mask[:k].any()
+        return mask
+
+    def act(self, action, sim, win, pending):
+        array = np.asarray(action)
+        if array.shape not in ((), (1,)) or array.dtype.kind not in "iu":
+            raise ValueError(f"sequential action must be one integer, got dtype {array.dtype} shape {array.shape}")
+        choice = int(array.reshape(-1)[0])
+        if not 0 <= choice <= self.launch:
+            raise ValueError(f"sequential action must be in [0, {self.launch}], got {choice}")
+        repairs = Repairs()
+        mask = self.mask(sim, win, pending)
+        if not mask[choice]:
+            repairs.invalid = 1
+            self._reject(f"sequential action {choice} is masked ({self._describe(choice, win)}); allowed: "
+                         f"{np.flatnonzero(mask).tolist()}")
+            choice = self.launch
+        k = self.window
+        if choice < k:
+            chunk = min(int(win.need[choice]), pending.budget_left,
+                        int(tokens_fitting(sim, win, choice, pending.free_blocks)))
+            pending.added.append(choice)
+            pending.tokens.append(chunk)
+            pending.in_batch[choice] = True
+            pending.budget_left -= chunk
+            pending.free_blocks -= int(sim._blocks(win.kv[choice] + chunk) - win.kv_blocks[choice])
+            return None, repairs
+        if choice < 2 * k:
+            pending.evict[choice - k] = True
+            pending.free_blocks += int(win.kv_blocks[choice - k])
+            return None, repairs
+        evict_ids = win.ids[pending.evict]
+        if pending.count == 0:
+            return self._livelock(sim, evict_ids, repairs, allowed=not repairs.invalid), repairs
+        return Decision(win.ids[pending.added], pending.tokens, evict_ids), repairs
+
+    def _describe(self, choice: int, win: Window) -> str:
+        k = self.window
+        if choice == self.launch:
+            return "launch of an empty batch while a request can be added"
+        slot = choice % k
+        what = "add" if choice < k else "evict"
+        return f"{what} slot {slot} (request {int(win.ids[slot])})"
+
+    def encode(self, decision, sim, win):
+        evicts = (self._window_slots(win, decision.evict_ids, "evict") + self.window).tolist()
+        adds = self._window_slots(win, decision.run_ids, "run").tolist()
+        return self._verify(evicts + adds + [self.launch], decision, sim, win)
+
+
+ACTION_MODE_CLASSES: dict[str, type[ActionMode]] = {"select": SelectMode, "priority": PriorityMode,
+                                                   "sequential": SequentialMode}
+
+
+def make_action_mode(name: str, window: int, strict: bool) -> ActionMode:
+    """The :class:`ActionMode` called ``name``."""
+    if name not in ACTION_MODE_CLASSES:
+        raise ValueError(f"action_mode must be one of {sorted(ACTION_MODE_CLASSES)}, got {name!r}")
+    return ACTION_MODE_CLASSES[name](window, strict)
