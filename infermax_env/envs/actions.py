@@ -273,7 +273,7 @@ class PriorityMode(ActionMode):
         return self.window
 
     def mask(self, sim, win, pending=None):
-        return win.valid
+        return win.valid.copy()
 
     def act(self, action, sim, win, pending=None):
         scores = np.asarray(action)

@@ -67,47 +67,63 @@ _IN_MEMORY, _DECODING, _IN_BATCH, _EVICT_PENDING = (REQUEST_INDEX[name] for name
 class Window:
     """The K requests the agent sees and acts on this iteration, with what the action modes need.
 
-    Arrays have length K; entries past ``count`` are padding (id -1, zeros). Slots ``0..num_resident-1``
-    hold resident requests.
+    One Window per env, refreshed in place each iteration (its arrays are internal buffers; the observation
+    never aliases them). Arrays have length K; entries past ``count`` are padding (id -1, zeros). Slots
+    ``0..num_resident-1`` hold resident requests.
     """
 
-    __slots__ = ("ids", "count", "num_resident", "kv", "need", "decoding", "kv_blocks", "free_blocks", "generated",
-                 "num_waiting_total", "num_resident_total", "valid", "resident")
+    __slots__ = ("size", "ids", "count", "num_resident", "kv", "need", "decoding", "kv_blocks", "free_blocks",
+                 "generated", "num_waiting_total", "num_resident_total", "valid", "resident", "_slots")
 
-    def __init__(self, sim: Simulator, size: int):
+    def __init__(self, size: int):
+        self.size = size
+        self.ids = np.full(size, -1, dtype=np.int64)
+        self.kv = np.zeros(size, dtype=np.int64)
+        self.need = np.zeros(size, dtype=np.int64)
+        self.decoding = np.zeros(size, dtype=bool)
+        self.valid = np.zeros(size, dtype=bool)
+        """(K,) bool: the slot holds a request."""
+        self.resident = np.zeros(size, dtype=bool)
+        """(K,) bool: the slot holds a resident request."""
+        self.kv_blocks = self.kv
+        self.generated = self.kv[:0]
+        self.count = self.num_resident = self.free_blocks = self.num_waiting_total = self.num_resident_total = 0
+        self._slots = np.arange(size)
+
+    def refresh(self, sim: Simulator) -> "Window":
+        """Fill the slots from ``sim``'s current state (see the module docstring for the order)."""
+        size = self.size
         resident = sim.resident_ids()
         resident.sort()
         num_resident = min(len(resident), size)
         room = size - num_resident
         waiting = _waiting_head(sim, room) if room and sim.waiting else resident[:0]
         count = num_resident + len(waiting)
-        ids = np.full(size, -1, dtype=np.int64)
+        ids, kv, need, decoding = self.ids, self.kv, self.need, self.decoding
+        if count < self.count:
+            ids[count:self.count] = -1
+            kv[count:self.count] = 0
+            need[count:self.count] = 0
+            decoding[count:self.count] = False
         ids[:num_resident] = resident[:num_resident]
         ids[num_resident:count] = waiting
         live = ids[:count]
-        kv = np.zeros(size, dtype=np.int64)
-        kv[:count] = sim.kv[live]
+        kv_live = kv[:count]
+        np.take(sim.kv, live, out=kv_live)
         generated = sim.generated[live]
-        need = np.zeros(size, dtype=np.int64)
-        need[:count] = sim.prompt_len[live] + generated - kv[:count]
-        decoding = np.zeros(size, dtype=bool)
-        decoding[:count] = (generated > 0) & (need[:count] == 1)
-        slots = np.arange(size)
-        self.ids = ids
+        need_live = need[:count]
+        np.subtract(sim.prompt_len[live] + generated, kv_live, out=need_live)
+        np.logical_and(generated > 0, need_live == 1, out=decoding[:count])
+        np.less(self._slots, count, out=self.valid)
+        np.less(self._slots, num_resident, out=self.resident)
         self.count = count
         self.num_resident = num_resident
-        self.kv = kv
-        self.need = need
-        self.decoding = decoding
         self.generated = generated
-        self.kv_blocks = sim._blocks(kv)
+        self.kv_blocks = kv if sim.config.block_size == 1 else sim._blocks(kv)
         self.free_blocks = sim.config.num_blocks - sim.kv_blocks_used
         self.num_waiting_total = len(sim.waiting)
         self.num_resident_total = len(sim.resident)
-        self.valid = slots < count
-        """(K,) bool: the slot holds a request."""
-        self.resident = slots < num_resident
-        """(K,) bool: the slot holds a resident request."""
+        return self
 
     @property
     def num_beyond(self) -> int:
@@ -140,9 +156,11 @@ class ObservationBuilder:
         self.time_scale = 1.0 / math.log1p(TIME_HORIZON_UNITS)
         self.count_scale = 1.0 / math.log1p(COUNT_HORIZON)
         self.batch_slots = min(engine.max_batch_size, window)
-        self.log_scales = np.full(_NUM_LOG_FEATURES, token_scale)
+        self.log_scales = np.full((_NUM_LOG_FEATURES, 1), token_scale)
         self.log_scales[REQUEST_INDEX["waiting_time"]] = self.time_scale
         self.log_scales[REQUEST_INDEX["times_preempted"]] = 1.0 / math.log1p(PREEMPTION_HORIZON)
+        self._raw = np.zeros((_NUM_LOG_FEATURES, window))
+        self._arrival_units = np.zeros(0)
 
     def scaled_time(self, seconds: float) -> float:
         return min(math.log1p(max(seconds, 0.0) / self.time_unit) * self.time_scale, 1.0)
@@ -150,35 +168,38 @@ class ObservationBuilder:
     def scaled_count(self, count: int) -> float:
         return min(math.log1p(count) * self.count_scale, 1.0)
 
+    def start_episode(self, sim: Simulator) -> None:
+        """Per-episode constants: arrival times in time units."""
+        self._arrival_units = sim.arrival / self.time_unit
+
     def requests(self, sim: Simulator, win: Window, in_batch: np.ndarray | None = None,
                  evict_pending: np.ndarray | None = None) -> np.ndarray:
-        """(K, F) float32 request features, zero rows for empty slots."""
-        out = np.zeros((self.window, len(REQUEST_FEATURES)), dtype=np.float32)
+        """(K, F) float32 request features, zero rows for empty slots (a transposed view of an (F, K) array,
+        so each feature is filled contiguously)."""
+        out = np.zeros((len(REQUEST_FEATURES), self.window), dtype=np.float32)
         n = win.count
         if n:
             live = win.ids[:n]
             kv = win.kv[:n]
-            raw = np.zeros((n, _NUM_LOG_FEATURES))
-            raw[:, 0] = sim.prompt_len[live]
-            raw[:, 1] = kv + sim.recomputed_tokens[live]
-            raw[:, 2] = win.generated
-            raw[:, 3] = win.need[:n] * ~win.decoding[:n]
-            raw[:, 4] = kv
-            raw[:, 5] = (sim.clock - sim.arrival[live]) * (1.0 / self.time_unit)
-            raw[:, 6] = sim.num_preemptions[live]
-            if self.predictor is not None:
-                raw[:, 7] = self._predicted(sim, live)
-            if self.oracle:
-                raw[:, 8] = sim.output_len[live]
+            raw = self._raw[:, :n]  # (log features, n) float64 scratch
+            raw[0] = sim.prompt_len[live]
+            np.add(kv, sim.recomputed_tokens[live], out=raw[1])
+            raw[2] = win.generated
+            np.subtract(win.need[:n], win.decoding[:n], out=raw[3])  # a decode needs 1: 0 prefill left
+            raw[4] = kv
+            np.subtract(sim.clock / self.time_unit, self._arrival_units[live], out=raw[5])
+            raw[6] = sim.num_preemptions[live]
+            raw[7] = self._predicted(sim, live) if self.predictor is not None else 0.0
+            raw[8] = sim.output_len[live] if self.oracle else 0.0
             np.log1p(raw, out=raw)
             raw *= self.log_scales
-            np.minimum(raw, 1.0, out=out[:n, :_NUM_LOG_FEATURES])
-            out[:win.num_resident, _IN_MEMORY] = 1.0
-            out[:n, _DECODING] = win.decoding[:n]
+            np.minimum(raw, 1.0, out=out[:_NUM_LOG_FEATURES, :n])
+            out[_IN_MEMORY, :win.num_resident] = 1.0
+            out[_DECODING, :n] = win.decoding[:n]
         if in_batch is not None:
-            out[:, _IN_BATCH] = in_batch
-            out[:, _EVICT_PENDING] = evict_pending
-        return out
+            out[_IN_BATCH] = in_batch
+            out[_EVICT_PENDING] = evict_pending
+        return out.T
 
     def _predicted(self, sim: Simulator, live: np.ndarray) -> np.ndarray:
         predicted = np.asarray(self.predictor.predict(sim, live), dtype=np.float64).reshape(-1)

@@ -67,7 +67,7 @@ class InferMaxEnv(gym.Env):
         self._reward_factor = -cfg.reward_scale
         self._latency = cfg.objective == "latency"
         self.sim: Simulator | None = None
-        self.window: Window | None = None
+        self.window = Window(k)
         self.pending = None
         self.episode = 0
         self.reference_objective: float | None = None
@@ -92,6 +92,7 @@ class InferMaxEnv(gym.Env):
         self.sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized)
         if self.sim.done:
             raise WorkloadError(f"workload {workload.name!r} has no request to serve (all {len(workload)} rejected)")
+        self.builder.start_episode(self.sim)
         if cfg.predictor is not None and callable(getattr(cfg.predictor, "reset", None)):
             cfg.predictor.reset(self.sim)
         self.reference_objective = self._reference_objective(workload)
@@ -141,7 +142,7 @@ class InferMaxEnv(gym.Env):
     @property
     def slot_ids(self) -> np.ndarray:
         """The request id (workload position) in each slot, -1 for an empty slot."""
-        if self.window is None:
+        if self.sim is None:
             raise gym.error.ResetNeeded("call reset() first")
         return self.window.ids.copy()
 
@@ -149,7 +150,7 @@ class InferMaxEnv(gym.Env):
         """The action(s) that make the env launch exactly ``decision`` from the current state (one action in
         the select and priority modes; evictions, adds and the launch in the sequential mode). Raises
         :class:`NotExpressibleError` when the mode cannot express it."""
-        if self.window is None:
+        if self.sim is None:
             raise gym.error.ResetNeeded("call reset() first")
         if self.pending is not None and (self.pending.count or self.pending.evict.any()):
             raise NotExpressibleError("a sequential batch is half built; encode decisions at iteration boundaries")
@@ -165,7 +166,7 @@ class InferMaxEnv(gym.Env):
 
     # ---- internals -------------------------------------------------------------------------------
     def _new_iteration(self) -> None:
-        self.window = Window(self.sim, self.config.window)
+        self.window.refresh(self.sim)
         self.pending = self.mode.new_pending(self.sim, self.window)
 
     def _observe(self) -> dict[str, np.ndarray]:
