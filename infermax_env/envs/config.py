@@ -35,8 +35,9 @@ from ..errors import WorkloadError
 from ..instances import INFERMAX_ENGINE, ProblemSetting, tiny_setting
 from ..workload import (LogNormal, SyntheticGenerator, TraceWindowGenerator, Workload, default_trace_dir,
                         load_azure_trace)
+from .actions import ACTION_MODE_CLASSES
 
-ACTION_MODES = ("select", "priority", "sequential")
+ACTION_MODES = tuple(ACTION_MODE_CLASSES)
 OBJECTIVES = ("latency", "gpu_time")
 
 DEFAULT_MODEL = "llama-3-70b"
