@@ -1,18 +1,74 @@
-"""Baseline schedulers: heuristics real serving systems use, and (in :mod:`baselines.optimal`) the CP-SAT
-optimum. Each runs directly on :class:`infermax_env.Simulator` via ``sim.run(scheduler)``."""
+"""Baseline schedulers: heuristics real serving systems and the INFERMAX / SageSched papers use, and (in
+:mod:`baselines.optimal`) the CP-SAT optimum. Each runs directly on :class:`infermax_env.Simulator` via
+``sim.run(make_scheduler(name))``; the heuristics are configurations of one batch builder
+(:mod:`baselines.builder`)."""
 
+from .builder import BatchBuilderScheduler, OracleRequiredError
+from .infermax import InferMaxScheduler
+from .mlfq import MLFQScheduler
+from .orca import OrcaScheduler, StaticBatchScheduler
+from .predictor import OutputDistribution, OutputLengthPredictor
+from .random_policy import RandomScheduler
+from .rank import SortArrivalScheduler, SortOutputScheduler, SortPromptScheduler, SRPTScheduler
+from .sagesched import PredictedSJFScheduler, SageSchedScheduler
+from .sarathi import SarathiScheduler
+from .variants import capped_no_eviction, oracle_no_eviction
 from .vllm import VLLMScheduler
 
-SCHEDULERS = {"vllm": VLLMScheduler}
+VLLMNoEvictionScheduler = oracle_no_eviction(VLLMScheduler)
+SarathiNoEvictionScheduler = oracle_no_eviction(SarathiScheduler)
+InferMaxNoEvictionScheduler = oracle_no_eviction(InferMaxScheduler)
+SortArrivalNoEvictionScheduler = oracle_no_eviction(SortArrivalScheduler)
+SortPromptNoEvictionScheduler = oracle_no_eviction(SortPromptScheduler)
+SortOutputNoEvictionScheduler = oracle_no_eviction(SortOutputScheduler)
+SRPTNoEvictionScheduler = oracle_no_eviction(SRPTScheduler)
+VLLMCapScheduler = capped_no_eviction(VLLMScheduler)
+SarathiCapScheduler = capped_no_eviction(SarathiScheduler)
+
+SCHEDULERS: dict[str, type] = {
+    "vllm": VLLMScheduler,
+    "vllm_noe": VLLMNoEvictionScheduler,
+    "vllm_cap": VLLMCapScheduler,
+    "sarathi": SarathiScheduler,
+    "sarathi_noe": SarathiNoEvictionScheduler,
+    "sarathi_cap": SarathiCapScheduler,
+    "orca": OrcaScheduler,
+    "static": StaticBatchScheduler,
+    "sort_arrival": SortArrivalScheduler,
+    "sort_arrival_noe": SortArrivalNoEvictionScheduler,
+    "sort_prompt": SortPromptScheduler,
+    "sort_prompt_noe": SortPromptNoEvictionScheduler,
+    "sort_output": SortOutputScheduler,
+    "sort_output_noe": SortOutputNoEvictionScheduler,
+    "srpt": SRPTScheduler,
+    "srpt_noe": SRPTNoEvictionScheduler,
+    "infermax": InferMaxScheduler,
+    "infermax_noe": InferMaxNoEvictionScheduler,
+    "sagesched": SageSchedScheduler,
+    "sjf_predicted": PredictedSJFScheduler,
+    "mlfq": MLFQScheduler,
+    "random": RandomScheduler,
+}
 
 
 def make_scheduler(name: str, **kwargs):
-    """Instantiate a registered scheduler by name."""
+    """Instantiate a registered scheduler by name (keyword arguments go to its constructor)."""
     try:
         cls = SCHEDULERS[name]
     except KeyError:
         raise ValueError(f"unknown scheduler {name!r}; known: {', '.join(sorted(SCHEDULERS))}") from None
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"scheduler {name!r} does not accept {sorted(kwargs)}: {error}") from None
 
 
-__all__ = ["SCHEDULERS", "VLLMScheduler", "make_scheduler"]
+__all__ = [
+    "SCHEDULERS", "BatchBuilderScheduler", "InferMaxNoEvictionScheduler", "InferMaxScheduler", "MLFQScheduler",
+    "OracleRequiredError", "OrcaScheduler", "OutputDistribution", "OutputLengthPredictor", "PredictedSJFScheduler",
+    "RandomScheduler", "SRPTNoEvictionScheduler", "SRPTScheduler", "SageSchedScheduler", "SarathiCapScheduler",
+    "SarathiNoEvictionScheduler", "SarathiScheduler", "SortArrivalNoEvictionScheduler", "SortArrivalScheduler",
+    "SortOutputNoEvictionScheduler", "SortOutputScheduler", "SortPromptNoEvictionScheduler", "SortPromptScheduler",
+    "StaticBatchScheduler", "VLLMCapScheduler", "VLLMNoEvictionScheduler", "VLLMScheduler", "capped_no_eviction",
+    "make_scheduler", "oracle_no_eviction",
+]
