@@ -21,6 +21,11 @@ class RankScheduler(BatchBuilderScheduler):
 
     order_type: ClassVar[type[Order]]
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Each concrete rank scheduler's docstring states its order, then the shared procedure."""
+        super().__init_subclass__(**kwargs)
+        cls.__doc__ = f"{cls.__doc__}\n\n{RankScheduler.__doc__}"
+
     def __init__(self, eviction: str = "newest", chunk_size: int | None = None) -> None:
         if eviction not in EVICTION_RULES:
             raise ValueError(f"{self.name}: eviction must be one of {sorted(EVICTION_RULES)}, got {eviction!r}")
@@ -30,7 +35,7 @@ class RankScheduler(BatchBuilderScheduler):
 
 
 class SortArrivalScheduler(RankScheduler):
-    """Rank scheduler ordered by arrival (global FCFS); see :class:`RankScheduler`."""
+    """Rank scheduler ordered by arrival (global FCFS)."""
 
     name = "sort_arrival"
     requires_oracle = False
@@ -38,8 +43,7 @@ class SortArrivalScheduler(RankScheduler):
 
 
 class SortPromptScheduler(RankScheduler):
-    """INFERMAX's sortI: rank scheduler ordered by prompt length, shortest first (ties by arrival); see
-    :class:`RankScheduler`."""
+    """INFERMAX's sortI: rank scheduler ordered by prompt length, shortest first (ties by arrival)."""
 
     name = "sort_prompt"
     requires_oracle = False
@@ -47,8 +51,7 @@ class SortPromptScheduler(RankScheduler):
 
 
 class SortOutputScheduler(RankScheduler):
-    """INFERMAX's sortO: rank scheduler ordered by the true output length, shortest first (oracle); see
-    :class:`RankScheduler`."""
+    """INFERMAX's sortO: rank scheduler ordered by the true output length, shortest first (oracle)."""
 
     name = "sort_output"
     requires_oracle = True
@@ -57,7 +60,7 @@ class SortOutputScheduler(RankScheduler):
 
 class SRPTScheduler(RankScheduler):
     """Shortest remaining processing time: rank scheduler ordered by tokens still to compute,
-    I + O - 1 - KV (oracle), re-ranked every iteration; see :class:`RankScheduler`."""
+    I + O - 1 - KV (oracle), re-ranked every iteration."""
 
     name = "srpt"
     requires_oracle = True
