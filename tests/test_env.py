@@ -56,6 +56,19 @@ def test_registered_ids_have_their_documented_defaults():
     assert info["num_requests"] == 256 and "conv" in info["workload_source"]
 
 
+def test_v0_falls_back_to_a_contended_synthetic_workload_without_the_trace(monkeypatch):
+    import infermax_env.envs.config as config
+    from baselines.vllm import VLLMScheduler
+
+    monkeypatch.setattr(config, "default_trace_dir", lambda: None)
+    env = gym.make("InferMax-v0")
+    _, info = env.reset(seed=0)
+    assert info["workload_source"].startswith("synthetic stand-in") and info["num_requests"] == 256
+    base = env.unwrapped
+    metrics = Simulator(base.sim.workload, base.config.cost_model, base.config.engine).run(VLLMScheduler())
+    assert metrics["peak_kv_utilization"] > 0.99 and metrics["evictions"] > 0
+
+
 @pytest.mark.parametrize("mode, space", [("select", gym.spaces.MultiDiscrete([3] * 5)),
                                          ("priority", gym.spaces.Box(-1, 1, (5,), np.float32)),
                                          ("sequential", gym.spaces.Discrete(11))])
