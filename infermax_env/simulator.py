@@ -362,12 +362,15 @@ class Simulator:
     def _check_evictions(self, evict: np.ndarray) -> int:
         if len(evict) == 0:
             return 0
-        if len(set(evict.tolist())) != len(evict):
-            raise InfeasibleDecisionError(f"evict_ids has duplicates: {evict.tolist()}")
-        for i in evict.tolist():
-            if i not in self.resident:
+        evict_list = evict.tolist()
+        if len(set(evict_list)) != len(evict_list):
+            raise InfeasibleDecisionError(f"evict_ids has duplicates: {evict_list}")
+        resident = self.resident
+        for i in evict_list:
+            if i not in resident:
                 raise InfeasibleDecisionError(f"cannot evict request {i}: it holds no KV (not resident)")
-        return int(self._blocks(self.kv[evict]).sum())
+        kv = self.kv[evict]
+        return int(kv.sum() if self.config.block_size == 1 else self._blocks(kv).sum())
 
     def _check_runs(self, ids: np.ndarray, tokens: np.ndarray,
                     evict: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -394,9 +397,10 @@ class Simulator:
             bad = ids[closed][0]
             raise InfeasibleDecisionError(
                 f"cannot run request {bad}: it is {'rejected' if self.rejected[bad] else 'finished'}")
-        if len(evict) and np.isin(ids, evict).any():
-            bad = ids[np.isin(ids, evict)][0]
-            raise InfeasibleDecisionError(f"request {bad} is both evicted and run in the same iteration")
+        if len(evict):
+            both = set(evict.tolist()).intersection(ids.tolist())
+            if both:
+                raise InfeasibleDecisionError(f"request {min(both)} is both evicted and run in the same iteration")
         kv_before = self.kv[ids]
         generated = self.generated[ids]
         need = self.prompt_len[ids] + generated - kv_before
@@ -408,12 +412,14 @@ class Simulator:
         return total, kv_before, generated, need
 
     def _apply_evictions(self, evict: np.ndarray) -> None:
+        if len(evict) == 0:
+            return
+        lost = self.kv[evict]
+        self.kv_blocks_used -= int(self._blocks(lost).sum())
+        self.recomputed_tokens[evict] += lost
+        self.num_preemptions[evict] += 1
+        self.kv[evict] = 0
         for i in evict.tolist():
-            lost = int(self.kv[i])
-            self.kv_blocks_used -= int(self._blocks(lost))
-            self.recomputed_tokens[i] += lost
-            self.num_preemptions[i] += 1
-            self.kv[i] = 0
             del self.resident[i]
             self.waiting[i] = None
             self.evicted_waiting[i] = None
