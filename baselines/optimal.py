@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -46,6 +46,7 @@ from .optimal_model import IntegerLinearCost, ScheduleInstance, ScheduleModel
 
 OBJECTIVES = ("latency", "gpu_time")
 HINT_COMPLETION_SECONDS = 10.0
+TWO_WORKER_SUBSOLVERS = ("no_lp", "max_lp")
 
 
 @dataclass
@@ -226,12 +227,23 @@ def iteration_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objecti
     return min(area, (area - sum(shortest) + tail) // 2)
 
 
-def _solver(time_limit: float, workers: int, seed: int, log: bool) -> cp_model.CpSolver:
+def _solver(time_limit: float, workers: int, seed: int, log: bool,
+            extra: Mapping[str, object] | None = None) -> cp_model.CpSolver:
+    """CP-SAT with explicit time limit, workers and seed. With two workers the search runs the ``no_lp`` and
+    ``max_lp`` full-problem subsolvers (pure propagation and search, plus a strong LP relaxation for the bound),
+    which proved optimality several times faster than the default two-worker portfolio on Tiny instances."""
     solver = cp_model.CpSolver()
+    if workers == 2 and "subsolvers" not in (extra or {}):
+        solver.parameters.subsolvers.extend(TWO_WORKER_SUBSOLVERS)
     solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     solver.parameters.log_search_progress = log
+    for name, value in (extra or {}).items():
+        if isinstance(value, (list, tuple)):
+            getattr(solver.parameters, name).extend(value)
+        else:
+            setattr(solver.parameters, name, value)
     return solver
 
 
@@ -253,7 +265,8 @@ def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], t
 def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None, engine: EngineConfig = TINY_ENGINE,
                   objective: str = "latency", *, time_limit: float = 60.0, workers: int = 2, seed: int = 0,
                   allow_eviction: bool = True, hint: Sequence[Decision] | None = None,
-                  max_iterations: int | None = None, log: bool = False) -> OptimalResult:
+                  max_iterations: int | None = None, log: bool = False,
+                  solver_parameters: Mapping[str, object] | None = None) -> OptimalResult:
     """The optimal schedule of an offline ``workload`` under ``engine`` and ``cost_model``, by CP-SAT.
 
     Args:
@@ -267,6 +280,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         max_iterations: cap the horizon below the sound bound (the result then says ``iteration_bound_sound``
             False: optimal among schedules of at most that many iterations).
         log: print CP-SAT's search log.
+        solver_parameters: further CP-SAT ``SatParameters`` fields by name (they override the defaults here).
 
     Raises:
         WorkloadError: a request cannot fit in the KV capacity.
@@ -303,7 +317,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         remaining = time_limit - (time.perf_counter() - started)
         _add_complete_hint(schedule, relabelled, min(HINT_COMPLETION_SECONDS, remaining), seed)
 
-    solver = _solver(time_limit - (time.perf_counter() - started), workers, seed, log)
+    solver = _solver(time_limit - (time.perf_counter() - started), workers, seed, log, solver_parameters)
     status = solver.solve(schedule.model)
     return _result(workload, cost_model, engine, objective, schedule, solver, status, sound, hint_name,
                    hint_decisions, hint_replay, cost, started)

@@ -30,7 +30,7 @@ from infermax_env.batch import Batch
 from infermax_env.cost.linear import MULTI_KERNEL_FACTOR, LinearCostModel
 from infermax_env.simulator import Decision
 
-PICOSECOND = 1e-12
+NANOSECOND = 1e-9
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class IntegerLinearCost:
     coefficient_unit: float
 
     @classmethod
-    def from_cost_model(cls, cost_model: LinearCostModel, coefficient_unit: float = PICOSECOND) -> "IntegerLinearCost":
+    def from_cost_model(cls, cost_model: LinearCostModel, coefficient_unit: float = NANOSECOND) -> "IntegerLinearCost":
         """Round ``cost_model``'s coefficients; raises ``ValueError`` for a negative coefficient or a zero per-batch
         intercept (the iteration bound needs every batch to cost a positive integer)."""
         if not isinstance(cost_model, LinearCostModel):
@@ -194,6 +194,8 @@ class ScheduleModel:
         self._add_batch_time()
         self._add_objective()
         self._add_progress_bounds()
+        self._add_energy_bounds()
+        self._add_early_eviction()
         if symmetry_breaking:
             self._add_symmetry_breaking()
 
@@ -433,6 +435,39 @@ class ScheduleModel:
             for r in self._requests():
                 remaining_alive = sum(self.alive[s][r] for s in range(t, self.horizon))
                 model.add(remaining_alive >= inst.output_len[r] - self.generated[t][r])
+
+    def _add_energy_bounds(self) -> None:
+        """Redundant: the emission of a request's ``(g+1)``-th token happens in an iteration where it holds
+        ``I + g`` KV tokens, so by the end of iteration ``t`` its KV summed over iterations is at least
+        ``I * generated[t+1]``, and at least ``I O + O (O - 1) / 2`` once it has finished. Summed over requests this
+        is bounded by ``M`` per iteration (a memory energy cut), and the tokens computed by ``C`` per iteration."""
+        model, inst = self.model, self.instance
+        for r in self._requests():
+            prompt, output = inst.prompt_len[r], inst.output_len[r]
+            finished_area = prompt * output + output * (output - 1) // 2
+            kv_area, computed = 0, 0
+            for t in self._iterations():
+                kv_area += self.kv_peak[t][r]
+                computed += self.tokens[t][r]
+                finished = 1 - self.alive[t + 1][r]
+                model.add(kv_area >= prompt * self.generated[t + 1][r])
+                model.add(kv_area >= finished_area * finished)
+                model.add(computed >= (prompt + output - 1) * finished)
+        for t in self._iterations():
+            finished_area = sum((inst.prompt_len[r] * inst.output_len[r]
+                                 + inst.output_len[r] * (inst.output_len[r] - 1) // 2) * (1 - self.alive[t + 1][r])
+                                for r in self._requests())
+            model.add(finished_area <= inst.kv_capacity * (t + 1))
+            finished_tokens = sum((inst.prompt_len[r] + inst.output_len[r] - 1) * (1 - self.alive[t + 1][r])
+                                  for r in self._requests())
+            model.add(finished_tokens <= inst.token_budget * (t + 1))
+
+    def _add_early_eviction(self) -> None:
+        """Dominance: a request evicted in iteration ``t`` ran in ``t - 1``. Evicting an idle resident request one
+        iteration earlier only frees memory sooner and changes no batch, so some optimal schedule has this form."""
+        for t in range(1, self.horizon):
+            for r in self._requests():
+                self.model.add_implication(self.evict[t][r], self.runs[t - 1][r])
 
     def _add_symmetry_breaking(self) -> None:
         """Requests with equal prompt and output lengths are interchangeable: relabelling makes the lower-numbered
