@@ -13,8 +13,8 @@ Scope, checked with clear errors:
 * :class:`~infermax_env.cost.linear.LinearCostModel` only (exact, see :class:`IntegerLinearCost`), with
   non-negative coefficients; ``block_size`` 1.
 
-Time unit and rounding: batch times are integers in units of 0.1 ps (coefficients rounded to whole picoseconds,
-the multi-kernel factor 1.1 kept exact as 11/10). ``OptimalResult.rounding_bound`` bounds, in seconds, the difference
+Time unit and rounding: batch times are integers in units of 0.1 ns (coefficients rounded to whole nanoseconds,
+the multi-kernel factor 1.1 kept exact as 11/10; a finer unit made the LP relaxation numerically worse). ``OptimalResult.rounding_bound`` bounds, in seconds, the difference
 between the solver's objective and the simulator's float objective for the returned schedule; the schedule is
 optimal for the rounded costs, so it is within twice that bound of the float optimum.
 
@@ -227,6 +227,13 @@ def iteration_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objecti
     return min(area, (area - sum(shortest) + tail) // 2)
 
 
+def trivial_lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str) -> int:
+    """A bound that needs no search: request ``r`` stays unfinished for at least its fewest iterations, each costing
+    at least ``t_min`` (latency: summed over requests; GPU time: the longest request's)."""
+    fewest = [instance.min_iterations(r) for r in range(instance.num_requests)]
+    return cost.min_batch_time() * (sum(fewest) if objective == "latency" else max(fewest))
+
+
 def _solver(time_limit: float, workers: int, seed: int, log: bool,
             extra: Mapping[str, object] | None = None) -> cp_model.CpSolver:
     """CP-SAT with explicit time limit, workers and seed. With two workers the search runs the ``no_lp`` and
@@ -354,7 +361,8 @@ def _result(workload: Workload, cost_model: LinearCostModel, engine: EngineConfi
     if replay.integer_objective != integer_objective:
         raise AssertionError(f"the model's objective {integer_objective} differs from the replayed schedule's "
                              f"{replay.integer_objective} (integer units): the model and the simulator disagree")
-    best_bound = min(math.ceil(solver.best_objective_bound), integer_objective) * unit
+    solver_bound = math.ceil(solver.best_objective_bound) if status != cp_model.UNKNOWN else 0
+    best_bound = min(max(solver_bound, trivial_lower_bound(schedule.instance, cost, objective)), integer_objective) * unit
     value = integer_objective * unit
     proven = status == cp_model.OPTIMAL or best_bound >= value
     return OptimalResult(

@@ -14,7 +14,7 @@ eviction, ``runs``, ``emits``, ``decodes``). Every constraint mirrors a line of 
   ``sum(tokens) <= C``, ``#running <= max_batch_size``; a request finishing in ``t`` holds no KV after ``t``.
 * Iterations run back to back while any request is unfinished and are empty afterwards (offline workloads).
 
-Batch times are integers in units of ``IntegerLinearCost.unit_seconds`` (0.1 ps by default; see that class for
+Batch times are integers in units of ``IntegerLinearCost.unit_seconds`` (0.1 ns by default; see that class for
 the rounding and its bound).
 """
 
@@ -44,7 +44,7 @@ class IntegerLinearCost:
 
     Rounding: each ``K = round(coefficient * layers * 1e-3 / coefficient_unit)`` is off by at most half a unit, so a
     batch time is off by at most ``coefficient_unit / 2`` times the multiplier-weighted sum of the batch's features
-    (:meth:`rounding_bound`); with the default 1 ps unit and the paper's coefficients that is below 1e-7 relative.
+    (:meth:`rounding_bound`); with the default 1 ns unit and the paper's coefficients that is below 1e-5 of the batch time.
     """
 
     k_ao: int

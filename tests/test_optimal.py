@@ -1,0 +1,187 @@
+"""The CP-SAT optimum (baselines.optimal) against the simulator, an exhaustive search and the heuristics."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+import numpy as np
+import pytest
+
+from baselines import SCHEDULERS
+from baselines.optimal import ReplayScheduler, iteration_bound, solve_optimal
+from baselines.optimal_model import IntegerLinearCost, ScheduleInstance
+from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator, Workload,
+                          WorkloadError, objective_value)
+from infermax_env.instances import TINY_ENGINE, tiny_setting
+
+COST = LinearCostModel()
+
+
+def exhaustive_optimum(workload: Workload, engine: EngineConfig, objective: str) -> float:
+    """The best objective over every feasible decision sequence: Dijkstra over simulator states (KV held and tokens
+    emitted per request; with offline arrivals an iteration's cost depends only on the state and the decision),
+    each transition checked by ``Simulator.step`` on a clone. Evictions make the state graph cyclic, hence
+    Dijkstra rather than memoised recursion; every step costs a positive amount."""
+    start = Simulator(workload, COST, engine)
+    counter = itertools.count()
+    frontier = [(0.0, next(counter), start)]
+    settled: set[tuple] = set()
+    while frontier:
+        cost, _, sim = heapq.heappop(frontier)
+        if sim.done:
+            return cost
+        key = (tuple(sim.kv.tolist()), tuple(sim.generated.tolist()))
+        if key in settled:
+            continue
+        settled.add(key)
+        for decision in _all_decisions(sim):
+            child = sim.clone()
+            try:
+                step = child.step(decision)
+            except InfeasibleDecisionError:
+                continue
+            step_cost = step.batch_time if objective == "gpu_time" else step.latency_area
+            heapq.heappush(frontier, (cost + step_cost, next(counter), child))
+    raise AssertionError("no feasible schedule")
+
+
+def _all_decisions(sim: Simulator):
+    """Every non-empty decision: per unfinished request, idle, evict (if resident) or run 1..need tokens."""
+    options = []
+    for r in range(sim.num_requests):
+        if sim.finished[r]:
+            continue
+        choices = [None] + (["evict"] if sim.kv[r] > 0 else [])
+        choices += list(range(1, min(int(sim.need(r)), sim.config.token_budget) + 1))
+        options.append([(r, choice) for choice in choices])
+    for combo in itertools.product(*options):
+        run = {r: c for r, c in combo if isinstance(c, int)}
+        if run and sum(run.values()) <= sim.config.token_budget:
+            yield Decision.from_dict(run, [r for r, c in combo if c == "evict"])
+
+
+TINY_CASES = [
+    # (prompts, outputs, M, C): memory tight enough that eviction or waiting matters
+    ((2, 3), (2, 2), 6, 4),
+    ((3, 2, 2), (2, 1, 2), 6, 4),
+    ((2, 2, 2), (2, 2, 2), 5, 3),  # identical requests: symmetry breaking
+    ((4, 1), (1, 3), 5, 3),  # a prompt longer than C is chunked
+    ((2, 1, 3, 1), (1, 2, 1, 2), 5, 4),
+]
+
+
+@pytest.mark.parametrize("objective", ["latency", "gpu_time"])
+@pytest.mark.parametrize("case", TINY_CASES, ids=[str(c[:2]) for c in TINY_CASES])
+def test_optimum_equals_exhaustive_search(case, objective):
+    prompts, outputs, kv_capacity, budget = case
+    workload = Workload.from_lists(prompts, outputs)
+    engine = EngineConfig(kv_capacity=kv_capacity, token_budget=budget, max_batch_size=8)
+    best = exhaustive_optimum(workload, engine, objective)
+    result = solve_optimal(workload, COST, engine, objective, time_limit=20)
+    assert result.status == "OPTIMAL" and result.iteration_bound_sound
+    assert result.replayed_objective == pytest.approx(best, abs=2 * result.rounding_bound + 1e-12)
+    assert result.objective == pytest.approx(best, abs=3 * result.rounding_bound + 1e-12)
+
+
+@pytest.mark.parametrize("objective", ["latency", "gpu_time"])
+def test_replay_gives_solver_objective(objective):
+    workload = tiny_setting(5).sample(3)
+    result = solve_optimal(workload, objective=objective, time_limit=20)
+    assert result.status == "OPTIMAL" and result.gap == 0.0
+    sim = Simulator(workload, COST, TINY_ENGINE)
+    value = objective_value(sim.run(result.scheduler()), objective)
+    assert abs(value - result.objective) <= result.rounding_bound
+    assert result.rounding_bound < 1e-5 * result.objective
+    assert sim.num_iterations == len(result.decisions) <= result.num_iterations_bound
+    assert result.best_bound == pytest.approx(result.objective)
+
+
+def _heuristic_values(workload: Workload, engine: EngineConfig, objective: str) -> dict[str, tuple[float, int]]:
+    values = {}
+    for name, cls in SCHEDULERS.items():
+        if cls is ReplayScheduler:
+            continue
+        metrics = Simulator(workload, COST, engine).run(cls())
+        values[name] = (objective_value(metrics, objective), int(metrics["evictions"]))
+    return values
+
+
+@pytest.mark.parametrize("objective", ["latency", "gpu_time"])
+def test_optimum_never_worse_than_any_heuristic(objective):
+    tight = EngineConfig(kv_capacity=24, token_budget=16, max_batch_size=8)
+    setting = tiny_setting((3, 4))
+    evicting = 0
+    for seed, engine in itertools.product(range(4), (TINY_ENGINE, tight)):
+        workload = setting.sample(seed)
+        if (workload.prompt_len + workload.output_len - 1).max() > engine.kv_capacity:
+            continue
+        result = solve_optimal(workload, COST, engine, objective, time_limit=20)
+        assert result.status == "OPTIMAL"
+        for name, (value, evictions) in _heuristic_values(workload, engine, objective).items():
+            assert result.replayed_objective <= value + 1e-9, (seed, name)
+            evicting += evictions > 0
+    assert evicting > 0, "the sweep should include instances where heuristics evict"
+
+
+def test_forbidding_eviction_never_helps_and_never_evicts():
+    workload = Workload.from_lists([6, 5, 4], [4, 3, 4])
+    engine = EngineConfig(kv_capacity=12, token_budget=12, max_batch_size=8)
+    free = solve_optimal(workload, COST, engine, "latency", time_limit=20)
+    fixed = solve_optimal(workload, COST, engine, "latency", time_limit=20, allow_eviction=False)
+    assert free.status == fixed.status == "OPTIMAL"
+    assert fixed.replayed["evictions"] == 0
+    assert free.objective <= fixed.objective + 1e-12
+
+
+def test_time_limit_returns_feasible_with_bound():
+    workload = tiny_setting(12).sample(1)
+    result = solve_optimal(workload, objective="latency", time_limit=3.0)
+    assert result.wall_time < 3.0 + 2.0
+    assert result.status == "FEASIBLE" and 0 < result.gap < 1 and result.best_bound > 0
+    assert result.best_bound <= result.objective
+    assert result.replayed_objective <= result.hint_objective + 1e-9
+
+
+def test_invalid_inputs_are_clear_errors():
+    with pytest.raises(WorkloadError, match="KV capacity"):
+        solve_optimal(Workload.from_lists([40, 5], [10, 2]), time_limit=1)
+    with pytest.raises(ValueError, match="offline"):
+        solve_optimal(Workload([0.0, 1.0], [3, 3], [2, 2]), time_limit=1)
+    with pytest.raises(ValueError, match="objective"):
+        solve_optimal(Workload.from_lists([3], [2]), objective="throughput")
+    with pytest.raises(ValueError, match="block_size"):
+        solve_optimal(Workload.from_lists([3], [2]), engine=EngineConfig(48, 32, 8, block_size=2))
+    with pytest.raises(TypeError, match="LinearCostModel"):
+        solve_optimal(Workload.from_lists([3], [2]), cost_model=object())
+    with pytest.raises(InfeasibleDecisionError):
+        solve_optimal(Workload.from_lists([3], [2]), hint=[Decision([0], [5])])
+
+
+def test_replay_scheduler_refuses_to_run_past_its_schedule():
+    workload = Workload.from_lists([3, 2], [2, 2])
+    with pytest.raises(RuntimeError, match="only 1 decisions"):
+        Simulator(workload, COST, TINY_ENGINE).run(ReplayScheduler([Decision([0], [3])]))
+
+
+def test_integer_cost_matches_linear_model_within_rounding_bound():
+    cost = IntegerLinearCost.from_cost_model(COST)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n_pre, n_dec = rng.integers(0, 4, size=2)
+        batch = Batch.of([tuple(x) for x in rng.integers(1, 40, size=(n_pre, 2))], rng.integers(1, 60, size=n_dec))
+        exact = COST.batch_time(batch)
+        assert abs(cost.batch_time(batch) * cost.unit_seconds - exact) <= cost.rounding_bound(batch) + 1e-15
+        if batch.num_requests:
+            assert cost.batch_time(batch) >= cost.min_batch_time()
+
+
+def test_iteration_bound_covers_the_hint_and_the_optimum():
+    workload = tiny_setting(5).sample(2)
+    cost = IntegerLinearCost.from_cost_model(COST)
+    instance = ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()), 48, 32, 8)
+    for objective in ("latency", "gpu_time"):
+        result = solve_optimal(workload, objective=objective, time_limit=20)
+        upper = round(result.objective / cost.unit_seconds)
+        assert len(result.decisions) <= iteration_bound(instance, cost, objective, upper) \
+            <= result.num_iterations_bound
