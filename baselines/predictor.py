@@ -210,7 +210,7 @@ class OutputLengthPredictor:
             probs[empty] = 0.0
             probs[empty, bins] = 1.0
             lower[empty, bins] = floor[empty, 0]
-            upper[empty, bins] = np.maximum(upper[empty, bins], floor[empty, 0])
+            upper[empty, bins] = floor[empty, 0]
             total[empty] = 1.0
         return OutputDistribution(lower, upper, probs / total[:, None])
 
