@@ -185,3 +185,23 @@ def test_iteration_bound_covers_the_hint_and_the_optimum():
         upper = round(result.objective / cost.unit_seconds)
         assert len(result.decisions) <= iteration_bound(instance, cost, objective, upper) \
             <= result.num_iterations_bound
+
+
+@pytest.mark.parametrize("objective", ["latency", "gpu_time"])
+def test_optimal_schedule_replays_through_the_env(objective):
+    gym = pytest.importorskip("gymnasium")
+    from baselines.policy import SchedulerPolicy
+
+    env = gym.make("InferMax-Tiny-v0", action_mode="sequential", objective=objective)
+    for seed in range(50):
+        obs, _ = env.reset(seed=seed)
+        if len(env.unwrapped.sim.workload) <= 4:
+            break
+    result = solve_optimal(env.unwrapped.sim.workload, objective=objective, time_limit=20)
+    policy = SchedulerPolicy(result.scheduler(), env)
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action, _ = policy.predict(obs)
+        obs, _, terminated, truncated, info = env.step(action)
+    assert terminated
+    assert info["metrics"] == result.replayed.summary

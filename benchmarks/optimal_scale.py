@@ -1,0 +1,138 @@
+"""How far the CP-SAT optimum scales, how far the heuristics are from it, and what never preempting costs.
+
+Three studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48, C = 32, offline):
+
+1. ``scale``: solve time to proven optimality against the number of requests (one seeded instance per size and
+   objective), with status and gap at the time limit; prints the largest size proven within the limit.
+2. ``heuristics``: the gap ``(heuristic - optimum) / optimum`` of every registered heuristic, mean and worst over
+   ``--instances`` seeded instances, for both objectives. Instances whose optimum is not proven are counted and
+   their gap is taken against the best schedule found (a lower estimate of the true gap).
+3. ``eviction``: the optimum with eviction allowed versus forbidden (``allow_eviction=False``), same instances.
+
+Usage::
+
+    python benchmarks/optimal_scale.py scale --sizes 2 4 6 8 10 12 16 20 --time-limit 60
+    python benchmarks/optimal_scale.py heuristics --instances 50 --requests 4 8 --time-limit 60
+    python benchmarks/optimal_scale.py eviction --instances 50 --requests 4 8 --time-limit 60
+
+Add ``--json PATH`` to save the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from baselines import SCHEDULERS
+from baselines.optimal import ReplayScheduler, solve_optimal
+from infermax_env import Simulator, objective_value
+from infermax_env.instances import tiny_setting
+
+OBJECTIVES = ("latency", "gpu_time")
+
+
+def scale_study(sizes: list[int], time_limit: float, seed: int, workers: int) -> list[dict]:
+    rows = []
+    for objective in OBJECTIVES:
+        for n in sizes:
+            result = solve_optimal(tiny_setting(n).sample(seed), objective=objective, time_limit=time_limit,
+                                   workers=workers, seed=seed)
+            rows.append({"objective": objective, "n": n, "status": result.status, "time_s": result.wall_time,
+                         "gap": result.gap, "objective_s": result.objective, "bound_s": result.best_bound,
+                         "horizon": result.num_iterations_bound, "iterations": len(result.decisions)})
+            print(f"{objective:9s} n={n:3d} {result.status:8s} time {result.wall_time:7.2f} s  gap {result.gap:7.2%}  "
+                  f"objective {result.objective:.6f} s  bound {result.best_bound:.6f} s  horizon "
+                  f"{result.num_iterations_bound}  iterations {len(result.decisions)}", flush=True)
+    for objective in OBJECTIVES:
+        proven = [r["n"] for r in rows if r["objective"] == objective and r["status"] == "OPTIMAL"]
+        largest = max(proven, default=None)
+        print(f"{objective}: largest n proven optimal within {time_limit:g} s: {largest}")
+        if largest:
+            for factor in (2, 4):
+                match = [r for r in rows if r["objective"] == objective and r["n"] == factor * largest]
+                gap = f"{match[0]['gap']:.2%} ({match[0]['status']})" if match else "not run (add it to --sizes)"
+                print(f"  gap at {factor}x = {factor * largest} requests: {gap}")
+    return rows
+
+
+def _sample(instances: int, requests: tuple[int, int]):
+    setting = tiny_setting(requests)
+    return [(seed, setting.sample(seed)) for seed in range(instances)]
+
+
+def heuristic_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int) -> list[dict]:
+    rows = []
+    setting = tiny_setting(requests)
+    for objective in OBJECTIVES:
+        gaps: dict[str, list[float]] = {name: [] for name, cls in SCHEDULERS.items() if cls is not ReplayScheduler}
+        unproven = 0
+        for seed, workload in _sample(instances, requests):
+            result = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
+                                   workers=workers, seed=seed)
+            unproven += result.status != "OPTIMAL"
+            best = result.replayed_objective
+            for name in gaps:
+                metrics = Simulator(workload, setting.cost_model, setting.engine).run(SCHEDULERS[name]())
+                gaps[name].append((objective_value(metrics, objective) - best) / best)
+        print(f"\n{objective}: heuristic gap to the optimum over {instances} Tiny instances of {requests[0]}-"
+              f"{requests[1]} requests ({unproven} not proven optimal within {time_limit:g} s)")
+        for name, values in sorted(gaps.items(), key=lambda item: np.mean(item[1])):
+            rows.append({"objective": objective, "heuristic": name, "mean_gap": float(np.mean(values)),
+                         "worst_gap": float(np.max(values)), "unproven": unproven})
+            print(f"  {name:18s} mean {np.mean(values):8.2%}  worst {np.max(values):8.2%}")
+    return rows
+
+
+def eviction_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int) -> list[dict]:
+    rows = []
+    setting = tiny_setting(requests)
+    for objective in OBJECTIVES:
+        costs, unproven, evicting = [], 0, 0
+        for seed, workload in _sample(instances, requests):
+            free = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
+                                 workers=workers, seed=seed)
+            fixed = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
+                                  workers=workers, seed=seed, allow_eviction=False)
+            unproven += (free.status != "OPTIMAL") + (fixed.status != "OPTIMAL")
+            evicting += free.replayed["evictions"] > 0
+            costs.append((fixed.objective - free.objective) / free.objective)
+        row = {"objective": objective, "mean_cost_of_no_eviction": float(np.mean(costs)),
+               "worst_cost_of_no_eviction": float(np.max(costs)),
+               "instances_where_eviction_helps": int(sum(c > 1e-9 for c in costs)),
+               "optima_that_evict": evicting, "unproven_solves": unproven, "instances": instances}
+        rows.append(row)
+        print(f"{objective}: never preempting costs {row['mean_cost_of_no_eviction']:.2%} on average, "
+              f"{row['worst_cost_of_no_eviction']:.2%} at worst; eviction helps on "
+              f"{row['instances_where_eviction_helps']}/{instances} instances, {evicting} optima evict "
+              f"({unproven} of {2 * instances} solves not proven within {time_limit:g} s)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", choices=("scale", "heuristics", "eviction"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 6, 8, 10, 12, 16, 20])
+    parser.add_argument("--instances", type=int, default=50)
+    parser.add_argument("--requests", type=int, nargs=2, default=[4, 12], metavar=("LOW", "HIGH"))
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.study == "scale":
+        rows = scale_study(args.sizes, args.time_limit, args.seed, args.workers)
+    elif args.study == "heuristics":
+        rows = heuristic_study(args.instances, tuple(args.requests), args.time_limit, args.workers)
+    else:
+        rows = eviction_study(args.instances, tuple(args.requests), args.time_limit, args.workers)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, default=lambda x: None if isinstance(x, float)
+                                        and not math.isfinite(x) else x))
+
+
+if __name__ == "__main__":
+    main()
