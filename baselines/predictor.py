@@ -6,7 +6,8 @@ of I) and, optionally, a categorical feature column of the workload. Output leng
 (``bins_per_octave`` per doubling). A class's histogram is smoothed toward the histogram of all finished
 requests (``prior_strength`` pseudo-observations); before anything has finished the prediction is a point
 mass at ``default_output``. The distribution of a running request is conditioned on what it already
-generated (O > generated). Output lengths are read only for finished requests.
+generated (O > generated). Output lengths are read only for finished requests; every query on a simulator
+first learns from the requests of that simulator that finished since the previous query.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ class OutputLengthPredictor:
         self._tracker = StepTracker()
         self.reset()
 
-    def reset(self) -> None:
-        """Forget every observation."""
+    def reset(self, sim: Simulator | None = None) -> None:
+        """Forget every observation (``sim`` is accepted for the env's per-episode ``reset(sim)`` hook)."""
         self.counts = np.zeros((self.num_prompt_buckets * self.num_categories, self.num_bins))
         self.global_counts = np.zeros(self.num_bins)
         self.num_observed = 0
@@ -132,7 +133,10 @@ class OutputLengthPredictor:
 
     # ---- predicting ----------------------------------------------------------------------------
     def distribution(self, sim: Simulator, ids: np.ndarray) -> OutputDistribution:
-        """Output-length distributions of requests ``ids`` of ``sim``, given what each has generated."""
+        """Output-length distributions of requests ``ids`` of ``sim``, given what each has generated, after
+        learning from the requests of ``sim`` that finished since the last look (so ``predict`` alone keeps
+        the predictor up to date, as the env's observation uses it)."""
+        self.observe_finished(sim)
         ids = np.asarray(ids, dtype=np.int64)
         return self.distribution_for(sim.prompt_len[ids], feature_rows(sim, ids), sim.generated[ids])
 

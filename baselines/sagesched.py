@@ -79,9 +79,7 @@ class PredictiveScheduler(BatchBuilderScheduler):
         super().reset(sim)
 
     def observe(self, sim: Simulator, events: StepEvents) -> None:
-        done = events.finished
-        if len(done):
-            self.predictor.update(sim.prompt_len[done], feature_rows(sim, done), sim.output_len[done])
+        self.predictor.observe_finished(sim)
 
 
 class SageSchedScheduler(PredictiveScheduler):

@@ -143,3 +143,27 @@ def test_gittins_prefers_a_likely_short_job_over_a_surely_medium_one():
                               np.vstack([gamble.probs, sure.probs]))
     index = gittins_index(both, np.array([10, 10]), np.array([0, 0]), 1000, 100_000)
     assert index[0] > index[1]
+
+
+def test_predictor_feeds_the_env_observation_and_learns_through_predict():
+    gym = pytest.importorskip("gymnasium")
+    pytest.importorskip("infermax_env.envs")
+    from baselines.policy import SchedulerPolicy
+    from infermax_env.envs.observation import REQUEST_INDEX
+
+    predictor = OutputLengthPredictor(default_output=3)
+    env = gym.make("InferMax-Tiny-v0", action_mode="sequential", predictor=predictor)
+    policy = SchedulerPolicy(make_scheduler("sarathi"), env)
+    obs, _ = env.reset(seed=4)
+    column = REQUEST_INDEX["predicted_output_len"]
+    seen = []
+    terminated = False
+    while not terminated:
+        seen.append(obs["requests"][:, column].max())
+        action, _ = policy.predict(obs)
+        obs, _, terminated, _, info = env.step(action)
+    assert min(seen) > 0  # every step shows predictions for the requests in the window
+    finished = info["metrics"]["finished"]
+    assert 0 < predictor.num_observed < finished  # learned online, through predict alone
+    predictor.observe_finished(env.unwrapped.sim)
+    assert predictor.num_observed == finished
