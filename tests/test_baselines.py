@@ -310,3 +310,23 @@ def test_vllm_keeps_the_reference_trace_replay(trace_dir):
     metrics = Simulator(load_azure_trace("conv", trace_dir), COST, INFERMAX_ENGINE).run(make_scheduler("vllm"))
     assert metrics["iterations"] == 62_601 and metrics["evictions"] == 3615
     assert metrics["total_gpu_time"] == pytest.approx(7102.42, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["sarathi", "infermax", "sagesched", "mlfq"])
+def test_scheduler_resyncs_when_the_simulator_jumps(name):
+    """Stepping the simulator behind the scheduler's back (several steps, or a clone) makes it rebuild its
+    waiting queue from the simulator instead of trusting its incremental bookkeeping."""
+    workload = tiny_setting((12, 12)).sample(5)
+    followed = Simulator(workload, COST, TINY_ENGINE)
+    scheduler = make_scheduler(name)
+    scheduler.reset(followed)
+    for _ in range(3):
+        followed.step(scheduler.decide(followed))
+    clone = followed.clone()
+    expected = scheduler.decide(followed)
+    assert scheduler.decide(clone) == expected
+    followed.step(expected)
+    followed.step(make_scheduler("vllm").decide(followed))  # a step the scheduler did not see
+    decision = scheduler.decide(followed)
+    assert set(scheduler._queue.ids.tolist()) == set(followed.waiting)
+    followed.step(decision)
