@@ -3,7 +3,8 @@
 Each ``configs/<algo>.json`` holds ``algo``, ``policy`` (``"slot_scoring"``: the Decima-style policies of
 :mod:`agents.policies`; ``"mlp"``: SB3's multi-input MLP over :class:`~agents.extractors.SlotSetExtractor`),
 ``env_kwargs`` the agent is meant for (its action mode), ``hyperparameters`` passed to the algorithm and
-``policy_kwargs`` passed to the policy.
+``policy_kwargs`` passed to the policy, and optionally ``imitation``: the behaviour-cloning warm start of
+:mod:`agents.imitation` (``teachers``, ``episodes``, ``epochs``, ``batch_size``, ``learning_rate``).
 
 Saved models carry ``infermax_metadata`` (env id, env kwargs, algorithm) so that evaluation-only runs can
 rebuild the env they were trained on; :func:`load_agent` refuses an env whose observation space differs from
@@ -33,7 +34,8 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"maskable_ppo": MaskablePPO, "ppo"
 
 SLOT_SCORING_POLICIES = {"maskable_ppo": MaskableSlotScoringPolicy, "ppo": SlotScoringPolicy}
 
-CONFIG_KEYS = {"description", "algo", "policy", "env_kwargs", "hyperparameters", "policy_kwargs"}
+CONFIG_KEYS = {"description", "algo", "policy", "env_kwargs", "hyperparameters", "policy_kwargs", "imitation"}
+IMITATION_KEYS = {"teachers", "episodes", "epochs", "batch_size", "learning_rate"}
 
 
 class ObservationSpaceMismatchError(ValueError):
@@ -68,6 +70,10 @@ def load_config(algo_or_path: str | Path) -> dict[str, Any]:
         raise ValueError(f"agent config {path}: policy must be 'slot_scoring' or 'mlp', got {config.get('policy')!r}")
     for key in ("env_kwargs", "hyperparameters", "policy_kwargs"):
         config.setdefault(key, {})
+    unknown = set(config.get("imitation") or {}) - IMITATION_KEYS
+    if unknown:
+        raise ValueError(f"agent config {path}: unknown imitation keys {sorted(unknown)}; allowed: "
+                         f"{sorted(IMITATION_KEYS)}")
     return config
 
 

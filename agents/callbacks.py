@@ -120,6 +120,10 @@ class ValidationCallback(BaseCallback):
         self.best_gap = float("inf")
         self._next_eval = eval_freq
 
+    def _on_training_start(self) -> None:
+        self._next_eval = self.num_timesteps + self.eval_freq
+        self.validate()  # the starting point (after any warm start)
+
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next_eval:
             self._next_eval += self.eval_freq

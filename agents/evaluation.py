@@ -242,7 +242,9 @@ class GapReport:
         """``(gap_low, gap_high)``: gap to the best schedule found and to the solver's bound."""
         best, bound = self.optimum_values()
         values = self.objectives[name]
-        return values / best - 1.0, values / np.maximum(bound, 1e-300) - 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            high = np.where(bound > 0, values / bound - 1.0, np.inf)  # a zero bound brackets nothing
+        return values / best - 1.0, high
 
     def best_heuristic_per_instance(self) -> np.ndarray:
         if not self.heuristics:
@@ -268,7 +270,10 @@ class GapReport:
                                    f"mean_{self.objective}": float(values.mean())}
             if self.has_optimum:
                 low, high = self.gap_to_optimum(name)
-                row.update(mean_gap=float(low.mean()), worst_gap=float(low.max()), mean_gap_to_bound=float(high.mean()))
+                bounded = np.isfinite(high)
+                row.update(mean_gap=float(low.mean()), worst_gap=float(low.max()),
+                           mean_gap_to_bound=float(high[bounded].mean()) if bounded.any() else math.inf,
+                           bounded_instances=int(bounded.sum()))
             if self.heuristics:
                 vs = self.gap_to_best_heuristic(name)
                 row.update(mean_gap_vs_best_heuristic=float(vs.mean()), beats_best_heuristic=int((vs < -1e-9).sum()),
@@ -305,8 +310,10 @@ class GapReport:
             lines.append("| " + " | ".join(_format_cell(c, row[c]) for c in columns) + " |")
         notes = [f"{len(self.seeds)} instances, objective {self.objective!r}."]
         if self.optimum is not None:
-            notes.append(f"Optimum proven on {self.proven_count()}/{len(self.seeds)} (others bracketed: "
-                         f"mean_gap uses the best schedule found, mean_gap_to_bound the solver's bound).")
+            notes.append(f"Optimum proven on {self.proven_count()}/{len(self.seeds)}; the others are bracketed: "
+                         f"mean_gap uses the best schedule the solver found (the true gap is at least this), "
+                         f"mean_gap_to_bound its lower bound (at most this; averaged over the bounded_instances "
+                         f"where the bound is positive).")
         if self.heuristics:
             notes.append(f"Best heuristic: {self.best_heuristic()}; mean_gap_vs_best_heuristic compares with "
                          f"the best heuristic on each instance.")

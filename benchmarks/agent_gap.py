@@ -2,7 +2,7 @@
 instances, plus training throughput and wall time.
 
     # issue figure 1: 100 held-out InferMax-Tiny-v0 instances, latency objective, training budget <= 30 min
-    python benchmarks/agent_gap.py --timesteps 400000 --episodes 100 --solver-time-limit 20
+    python benchmarks/agent_gap.py --timesteps 150000 --episodes 100 --solver-time-limit 8
     # an already trained model
     python benchmarks/agent_gap.py --model runs/<timestamp>/model.zip --episodes 100
     # issue figure 2: InferMax-v0 (trace windows; no optimum at that size): mean TTLT and total GPU time
@@ -32,12 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-id", default="InferMax-Tiny-v0")
     parser.add_argument("--env-kwargs", default="{}")
     parser.add_argument("--algo", default="maskable_ppo")
-    parser.add_argument("--timesteps", type=int, default=400_000)
-    parser.add_argument("--n-envs", type=int, default=2)
+    parser.add_argument("--timesteps", type=int, default=150_000)
+    parser.add_argument("--n-envs", type=int, default=1)
+    parser.add_argument("--imitation-episodes", type=int, default=1000)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--objective", default="latency", choices=("latency", "gpu_time"))
     parser.add_argument("--heuristics", default="all")
-    parser.add_argument("--solver-time-limit", type=float, default=20.0)
+    parser.add_argument("--solver-time-limit", type=float, default=8.0)
     parser.add_argument("--no-optimum", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="runs/agent_gap")
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         command = ["--eval-only", args.model, "--env-id", args.env_id, *common]
     else:
         command = ["--env-id", args.env_id, "--algo", args.algo, "--timesteps", str(args.timesteps),
-                   "--n-envs", str(args.n_envs), "--seed", str(args.seed), *common]
+                   "--n-envs", str(args.n_envs), "--seed", str(args.seed),
+                   "--imitation-episodes", str(args.imitation_episodes), *common]
     print("train.py " + " ".join(command))
     code = train.main(command)
     if code:

@@ -170,8 +170,7 @@ def test_load_config_and_unknown_algorithm(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("algo, space", [
-    ("maskable_ppo", gym.spaces.Discrete(13)),
+@pytest.mark.parametrize("algo, space", [  # MaskablePPO on Discrete runs end to end in test_train_cli.py
     ("maskable_ppo", gym.spaces.MultiDiscrete([3] * 6)),
     ("ppo", gym.spaces.Box(-1, 1, (6,), np.float32)),
     ("qrdqn", gym.spaces.Discrete(13)),

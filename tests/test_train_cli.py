@@ -52,7 +52,7 @@ def test_non_positive_counts_are_rejected(capsys):
 def quick_args(tmp_path: Path) -> list[str]:
     return ["--timesteps", "1024", "--n-envs", "1", "--eval-episodes", "2", "--validation-episodes", "2",
             "--eval-freq", "512", "--checkpoint-freq", "512", "--no-optimum", "--heuristics", "vllm",
-            "--no-progress", "--output-dir", str(tmp_path)]
+            "--imitation-episodes", "3", "--no-progress", "--output-dir", str(tmp_path)]
 
 
 def test_short_training_run_saves_a_model_that_loads_and_acts(tmp_path):
