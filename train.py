@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import infermax_env  # noqa: F401  (registers the InferMax envs)
-from agents.builders import ALGORITHMS, attach_metadata, build_model, load_agent, load_config
+from agents.builders import ALGORITHMS, attach_metadata, build_model, load_agent, load_config, saved_metadata
 from agents.callbacks import EpisodeRecorder, LearningCurve, ValidationCallback
 from agents.evaluation import (EVAL_SEED_OFFSET, OptimumCache, TrainingSeedWrapper, evaluate, evaluation_seeds,
                                workload_for_seed)
@@ -161,14 +161,17 @@ def setting_name(env_id: str, env_kwargs: dict[str, Any]) -> str:
 
 # ---- the run ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     args = parse_args(argv)
     torch.set_num_threads(args.torch_threads)
-    run_dir = Path(args.output_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=False)
 
     # 1. the agent's config and env kwargs (a saved model brings its own)
     if args.eval_only:
-        model_meta = saved_metadata(args.eval_only)
+        try:
+            model_meta = saved_metadata(args.eval_only)
+        except (FileNotFoundError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         algo, env_kwargs = model_meta["algo"], {**model_meta["env_kwargs"], **args.env_kwargs}
         env_id = args.env_id or model_meta["env_id"]
     else:
@@ -177,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         env_kwargs = {**config["env_kwargs"], **args.env_kwargs}
     try:
         check_env_kwargs(env_id, env_kwargs)
+        heuristics = heuristic_names(args.heuristics)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    run_dir = make_run_dir(Path(args.output_dir))
     (run_dir / "run_config.json").write_text(json.dumps(
         {**{k: v for k, v in vars(args).items() if k != "env_kwargs"}, "env_id": env_id, "env_kwargs": env_kwargs,
          "algo": algo}, indent=2))
@@ -200,27 +205,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"evaluating {best} (best on the validation instances)")
 
     # 3. evaluation on held-out instances: the agent, every heuristic, the optimum
-    report = evaluate_agent(args, model, eval_env, env_id, env_kwargs)
+    report = evaluate_agent(args, model, eval_env, env_id, env_kwargs, heuristics)
     paths = report.write(run_dir)
     if curve.episode_steps or curve.validation_steps:
         curve.plot(run_dir / "learning_curve.png", args.objective, VALIDATION_REFERENCE)
     print("\n" + report.to_markdown())
     for key, value in train_stats.items():
         print(f"{key}: {value:.1f}")
+    print(f"total wall time (s): {time.perf_counter() - started:.1f}")
     print(f"saved: {', '.join(str(p) for p in paths.values())}")
     return 0
-
-
-def saved_metadata(path: str) -> dict[str, Any]:
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    if not Path(path).is_file():
-        raise SystemExit(f"error: model file {path!r} does not exist")
-    data, _, _ = load_from_zip_file(path, device="cpu")
-    meta = (data or {}).get("infermax_metadata")
-    if not meta:
-        raise SystemExit(f"error: {path} was not saved by train.py (no infermax_metadata)")
-    return meta
 
 
 def train(args: argparse.Namespace, config: dict[str, Any], env_id: str, env_kwargs: dict[str, Any],
@@ -282,18 +276,46 @@ def warm_start(args: argparse.Namespace, imitation: dict[str, Any], model, env: 
     return {"warm start: demonstrations (s)": collected - start, "warm start: behaviour cloning (s)": done - collected}
 
 
-def evaluate_agent(args: argparse.Namespace, model, eval_env: gym.Env, env_id: str, env_kwargs: dict[str, Any]):
+def make_run_dir(output_dir: Path) -> Path:
+    """A fresh ``<output_dir>/<timestamp>`` folder (``-2``, ``-3``... when one already exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        run_dir = output_dir / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run folder under {output_dir}")
+
+
+def heuristic_names(text: str) -> list[str]:
+    """``"all"`` (every registered heuristic; the optimum is reported separately) or a comma-separated list of
+    ``baselines.SCHEDULERS`` names, checked."""
     from baselines import SCHEDULERS
 
-    heuristics = sorted(SCHEDULERS) if args.heuristics == "all" else [h.strip() for h in args.heuristics.split(",")]
-    unknown = [h for h in heuristics if h not in SCHEDULERS]
-    if unknown:
-        raise SystemExit(f"error: unknown heuristics {unknown}; known: {', '.join(sorted(SCHEDULERS))}")
+    if text == "all":
+        return sorted(name for name in SCHEDULERS if name != "optimal")
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCHEDULERS]
+    if unknown or not names:
+        raise ValueError(f"unknown heuristics {unknown or text!r}; known: {', '.join(sorted(SCHEDULERS))}")
+    return names
+
+
+def evaluate_agent(args: argparse.Namespace, model, eval_env: gym.Env, env_id: str, env_kwargs: dict[str, Any],
+                   heuristics: list[str]):
+    from agents.evaluation import runnable_heuristics
+
+    seeds = evaluation_seeds(args.eval_episodes)
+    heuristics, skipped = runnable_heuristics(eval_env, heuristics, workload_for_seed(eval_env, seeds[0]))
+    if skipped:
+        print(f"skipping oracle heuristics (the env hides output lengths): {', '.join(skipped)}")
     cache = None if args.no_optimum else OptimumCache(args.optimum_cache)
-    return evaluate(eval_env, {f"agent ({model.__class__.__name__})": model}, evaluation_seeds(args.eval_episodes),
-                    objective=args.objective, heuristics=heuristics, optimum_cache=cache,
-                    setting_name=setting_name(env_id, env_kwargs), solver_time_limit=args.solver_time_limit,
-                    solver_workers=args.solver_workers, progress=not args.no_progress)
+    return evaluate(eval_env, {f"agent ({model.__class__.__name__})": model}, seeds, objective=args.objective,
+                    heuristics=heuristics, optimum_cache=cache, setting_name=setting_name(env_id, env_kwargs),
+                    solver_time_limit=args.solver_time_limit, solver_workers=args.solver_workers,
+                    progress=not args.no_progress)
 
 
 if __name__ == "__main__":

@@ -107,13 +107,15 @@ def attach_metadata(model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any
     model.infermax_metadata = {"env_id": env_id, "env_kwargs": dict(env_kwargs), "algo": algo}
 
 
-def saved_algorithm(path: str | Path) -> str:
-    """The algorithm name stored in a model saved by this package (from its metadata)."""
+def saved_metadata(path: str | Path) -> dict[str, Any]:
+    """What :func:`attach_metadata` stored in a saved model (env id, env kwargs, algorithm)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
     data, _, _ = load_from_zip_file(Path(path), load_data=True, device="cpu")
     meta = (data or {}).get("infermax_metadata")
     if not meta:
-        raise ValueError(f"{path} has no infermax_metadata: pass the algorithm explicitly")
-    return meta["algo"]
+        raise ValueError(f"{path} has no infermax_metadata (not saved by train.py): pass the algorithm explicitly")
+    return meta
 
 
 def load_agent(path: str | Path, env: gym.Env | Any | None = None, algo: str | None = None,
@@ -125,7 +127,7 @@ def load_agent(path: str | Path, env: gym.Env | Any | None = None, algo: str | N
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {str(path)!r} does not exist")
-    cls = check_algorithm(algo or saved_algorithm(path))
+    cls = check_algorithm(algo or saved_metadata(path)["algo"])
     model = cls.load(path, device=device)
     if env is not None:
         check_spaces_match(model, env)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -131,6 +130,22 @@ def workload_for_seed(env: gym.Env, seed: int) -> Workload:
     """The instance ``env.reset(seed=seed)`` would serve."""
     env.reset(seed=seed)
     return env.unwrapped.sim.workload
+
+
+def runnable_heuristics(env: gym.Env, names: Sequence[str], workload: Workload) -> tuple[list[str], list[str]]:
+    """``(runnable, skipped)``: the heuristics among ``names`` that can run in ``env``'s setting; oracle
+    schedulers are skipped where output lengths are hidden (``oracle=False``)."""
+    from baselines import OracleRequiredError, make_scheduler
+
+    runnable, skipped = [], []
+    for name in names:
+        try:
+            run_scheduler(make_scheduler(name), workload, env)
+        except OracleRequiredError:
+            skipped.append(name)
+        else:
+            runnable.append(name)
+    return runnable, skipped
 
 
 # ---- the optimum -------------------------------------------------------------------------------------
@@ -425,9 +440,3 @@ def _progress(enabled: bool, total: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="evaluation", disable=not enabled)
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``(fn(), seconds)``."""
-    start = time.perf_counter()
-    return fn(), time.perf_counter() - start

@@ -43,6 +43,14 @@ def test_rejected_env_kwarg_values_are_reported():
         train.check_env_kwargs("InferMax-Tiny-v0", {"action_mode": "telepathy"})
 
 
+def test_unknown_heuristics_and_bad_kwargs_stop_before_anything_runs(tmp_path, capsys):
+    assert train.main(["--heuristics", "vllm,nope", "--output-dir", str(tmp_path)]) == 2
+    assert "unknown heuristics ['nope']" in capsys.readouterr().err
+    assert train.main(["--env-kwargs", '{"colour": 1}', "--output-dir", str(tmp_path)]) == 2
+    assert "unknown env kwargs for InferMax-Tiny-v0: colour" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_non_positive_counts_are_rejected(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--timesteps", "0"])
