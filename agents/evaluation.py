@@ -32,6 +32,9 @@ from infermax_env.metrics import objective_value
 from infermax_env.simulator import Simulator
 from infermax_env.workload import Workload
 
+REPORTED_METRICS = ("mean_ttlt", "total_gpu_time")
+"""Metrics averaged over the instances in the summary table besides the objective."""
+
 EVAL_SEED_OFFSET = 10_000_000
 """Evaluation instance ``i`` uses seed ``EVAL_SEED_OFFSET + i``; training seeds stay below it."""
 
@@ -234,14 +237,23 @@ class GapReport:
     objectives: dict[str, np.ndarray] = field(default_factory=dict)
     heuristics: list[str] = field(default_factory=list)
     optimum: list[OptimumRecord] | None = None
+    metrics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def add(self, name: str, values: Sequence[float], heuristic: bool = False) -> None:
+    def add(self, name: str, values: Sequence[float], heuristic: bool = False,
+            metrics: Mapping[str, Sequence[float]] | None = None) -> None:
+        """Record policy ``name``'s objective per instance (and optionally other per-instance metrics)."""
         values = np.asarray(values, dtype=float)
         if values.shape != (len(self.seeds),):
             raise ValueError(f"{name}: {values.shape[0]} objectives for {len(self.seeds)} instances")
         self.objectives[name] = values
+        self.metrics[name] = {key: np.asarray(v, dtype=float) for key, v in (metrics or {}).items()}
         if heuristic and name not in self.heuristics:
             self.heuristics.append(name)
+
+    def add_summaries(self, name: str, summaries: Sequence[Mapping[str, float]], heuristic: bool = False) -> None:
+        """Record a policy from its per-instance metric summaries (objective plus :data:`REPORTED_METRICS`)."""
+        self.add(name, [objective_value_of(summary, self.objective) for summary in summaries], heuristic,
+                 {key: [summary[key] for summary in summaries] for key in REPORTED_METRICS})
 
     @property
     def has_optimum(self) -> bool:
@@ -283,6 +295,7 @@ class GapReport:
         for name, values in self.objectives.items():
             row: dict[str, Any] = {"policy": name, "kind": "heuristic" if name in self.heuristics else "agent",
                                    f"mean_{self.objective}": float(values.mean())}
+            row.update({f"mean_{key}": float(v.mean()) for key, v in self.metrics.get(name, {}).items()})
             if self.has_optimum:
                 low, high = self.gap_to_optimum(name)
                 bounded = np.isfinite(high)
@@ -323,7 +336,9 @@ class GapReport:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in rows:
             lines.append("| " + " | ".join(_format_cell(c, row[c]) for c in columns) + " |")
-        notes = [f"{len(self.seeds)} instances, objective {self.objective!r}."]
+        what = "sum of TTLT" if self.objective == "latency" else "total GPU time"
+        notes = [f"{len(self.seeds)} instances, objective {self.objective!r} (mean_{self.objective}: the {what} of an "
+                 f"instance in seconds, averaged over instances; mean_mean_ttlt and mean_total_gpu_time likewise)."]
         if self.optimum is not None:
             notes.append(f"Optimum proven on {self.proven_count()}/{len(self.seeds)}; the others are bracketed: "
                          f"mean_gap uses the best schedule the solver found (the true gap is at least this), "
@@ -406,18 +421,18 @@ def evaluate(env: gym.Env, policies: Mapping[str, Any], seeds: Sequence[int], *,
     report = GapReport(objective, list(seeds), [len(w) for w in workloads])
     bar = _progress(progress, len(seeds) * (len(policies) + len(heuristics) + (optimum_cache is not None)))
     for name in heuristics:
-        values = []
+        summaries = []
         for workload in workloads:
-            values.append(objective_value_of(run_scheduler(make_scheduler(name), workload, env), objective))
+            summaries.append(run_scheduler(make_scheduler(name), workload, env))
             bar.update()
-        report.add(name, values, heuristic=True)
+        report.add_summaries(name, summaries, heuristic=True)
     for name, policy in policies.items():
         action_fn = as_action_fn(policy)
-        values = []
+        summaries = []
         for workload in workloads:
-            values.append(objective_value_of(run_episode(env, action_fn, workload), objective))
+            summaries.append(run_episode(env, action_fn, workload))
             bar.update()
-        report.add(name, values)
+        report.add_summaries(name, summaries)
     if optimum_cache is not None:
         records = []
         for seed, workload in zip(seeds, workloads):
