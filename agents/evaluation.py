@@ -295,7 +295,7 @@ class GapReport:
         for name, values in self.objectives.items():
             row: dict[str, Any] = {"policy": name, "kind": "heuristic" if name in self.heuristics else "agent",
                                    f"mean_{self.objective}": float(values.mean())}
-            row.update({f"mean_{key}": float(v.mean()) for key, v in self.metrics.get(name, {}).items()})
+            row.update({key: float(v.mean()) for key, v in self.metrics.get(name, {}).items()})
             if self.has_optimum:
                 low, high = self.gap_to_optimum(name)
                 bounded = np.isfinite(high)
@@ -338,7 +338,7 @@ class GapReport:
             lines.append("| " + " | ".join(_format_cell(c, row[c]) for c in columns) + " |")
         what = "sum of TTLT" if self.objective == "latency" else "total GPU time"
         notes = [f"{len(self.seeds)} instances, objective {self.objective!r} (mean_{self.objective}: the {what} of an "
-                 f"instance in seconds, averaged over instances; mean_mean_ttlt and mean_total_gpu_time likewise)."]
+                 f"instance in seconds, averaged over instances; so are mean_ttlt and total_gpu_time)."]
         if self.optimum is not None:
             notes.append(f"Optimum proven on {self.proven_count()}/{len(self.seeds)}; the others are bracketed: "
                          f"mean_gap uses the best schedule the solver found (the true gap is at least this), "
