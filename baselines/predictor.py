@@ -107,6 +107,11 @@ class OutputLengthPredictor:
         self._version = 0
         self._cache: dict[object, np.ndarray] = {}
 
+    @property
+    def version(self) -> int:
+        """How many batches of finished requests have been learned (changes whenever predictions may)."""
+        return self._version
+
     # ---- learning ------------------------------------------------------------------------------
     def update(self, prompt_len: np.ndarray, features: np.ndarray | None, output_len: np.ndarray) -> None:
         """Add finished requests (prompt lengths, their feature rows or None, and their output lengths)."""

@@ -10,6 +10,7 @@
    at loads where queues form (conv at half its rate, code at its rate). The paper reports > 28.7% better.
 
     python benchmarks/paper_findings.py [--jobs 2] [--out results/paper_findings] [--window START:END]
+                                        [--experiments infermax sagesched]
 
 ``--window`` replays only part of each trace (a quick check); the published figures use the whole traces.
 Each experiment writes results.csv/json, ttlt_cdf.png and bars.png into its own folder under ``--out``.
@@ -68,11 +69,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="results/paper_findings")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic long-output workload")
+    parser.add_argument("--experiments", nargs="+", choices=("infermax", "sagesched"),
+                        default=["infermax", "sagesched"])
     args = parser.parse_args()
     out = Path(args.out)
     cost = LinearCostModel()
     started = time.perf_counter()
 
+    if "infermax" in args.experiments:
+        infermax_experiment(args, cost, out)
+    if "sagesched" in args.experiments:
+        sagesched_experiment(args, cost, out)
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s; figures and tables under {out}")
+
+
+def infermax_experiment(args: argparse.Namespace, cost: LinearCostModel, out: Path) -> None:
     specs = [SchedulerSpec.parse(name) for pair in PREEMPTION_PAIRS for name in pair]
     workloads = [_trace("conv", args), _trace("code", args), LONG_OUTPUT(np.random.default_rng(args.seed))]
     for workload in workloads:
@@ -83,6 +94,8 @@ def main() -> None:
         print(preemption_report(results))
         write_results(results, out / f"infermax_{workload.name}", {"experiment": "infermax", "workload": workload.name})
 
+
+def sagesched_experiment(args: argparse.Namespace, cost: LinearCostModel, out: Path) -> None:
     specs = [SchedulerSpec.parse(name) for name in ("sagesched",) + SAGESCHED_RIVALS]
     for kind, scale in SAGESCHED_LOADS:
         workload = _trace(kind, args).scale_rate(scale)
@@ -93,7 +106,6 @@ def main() -> None:
         print(format_table(results))
         print(sagesched_report(results))
         write_results(results, out / f"sagesched_{kind}", {"experiment": "sagesched", "workload": kind, "rate": scale})
-    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s; figures and tables under {out}")
 
 
 if __name__ == "__main__":
