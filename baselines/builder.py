@@ -307,7 +307,8 @@ class BatchBuilderScheduler:
         if headroom <= 0 or not len(candidates):
             return 0
         floor = sim.prompt_len[candidates] + sim.generated[candidates]
-        target = np.minimum(np.maximum(self.reservation.targets(sim, candidates), floor), sim.config.kv_capacity)
+        capacity = sim.config.num_blocks * sim.config.block_size  # a reservation never exceeds an empty cache
+        target = np.minimum(np.maximum(self.reservation.targets(sim, candidates), floor), capacity)
         if len(candidates) == 1:
             return int(sim._blocks(int(target[0])) <= headroom)
         return int(np.count_nonzero(np.cumsum(sim._blocks(target)) <= headroom))

@@ -83,6 +83,14 @@ def test_scheduler_finishes_with_a_request_larger_than_half_the_memory(name):
 
 
 @pytest.mark.parametrize("name", HEURISTICS)
+def test_scheduler_finishes_with_blocks_that_do_not_divide_the_capacity(name):
+    """M = 50 in blocks of 4 holds 48 tokens: reservations capped at M must still fit an empty cache."""
+    config = EngineConfig(kv_capacity=50, token_budget=16, max_batch_size=4, block_size=4)
+    sim, _ = run(name, Workload.from_lists([5, 30, 7], [3, 19, 2], [0.0, 0.0, 1.0]), config)
+    assert_finished(sim)
+
+
+@pytest.mark.parametrize("name", HEURISTICS)
 def test_scheduler_is_deterministic(name):
     workload = tiny_setting().sample(11)
     first = RecordingScheduler(make_scheduler(name))
