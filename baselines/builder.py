@@ -65,6 +65,8 @@ class Order(Rule):
 
     dynamic: ClassVar[bool] = False
     """True when a waiting request's key can change while it waits (the queue is then re-keyed)."""
+    increasing_in_id: ClassVar[bool] = False
+    """True when keys increase with the request id (arrival order): sorting ids then sorts keys."""
 
     def keys(self, sim: Simulator, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -256,6 +258,10 @@ class BatchBuilderScheduler:
 
     def _residents(self, sim: Simulator) -> "Residents":
         ids = sim.resident_ids()
+        if self.order.increasing_in_id and not self.decodes_first:
+            ids.sort()
+            kv = sim.kv[ids]
+            return Residents(ids, kv, sim.prompt_len[ids] + sim.generated[ids] - kv, self.order.keys(sim, ids))
         keys = self.order.keys(sim, ids)
         generated = sim.generated[ids]
         kv = sim.kv[ids]

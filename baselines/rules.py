@@ -19,6 +19,8 @@ from .tracking import StepEvents
 class ArrivalOrder(Order):
     """First come, first served: the earliest arrival first (an evicted request keeps its place)."""
 
+    increasing_in_id = True
+
     def keys(self, sim: Simulator, ids: np.ndarray) -> np.ndarray:
         return ids.astype(np.float64)
 

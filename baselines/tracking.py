@@ -76,7 +76,8 @@ class StepTracker:
             finished = ran[sim.finished[ran]]
         else:
             finished = NO_IDS
-        self._seen_finished[finished] = True
+        if len(finished):
+            self._seen_finished[finished] = True
         arrived = NO_IDS
         if sim.num_arrived > self._arrived:
             arrived = np.arange(self._arrived, sim.num_arrived, dtype=np.int64)
