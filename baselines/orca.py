@@ -69,7 +69,7 @@ class StaticBatchScheduler(BatchBuilderScheduler):
         if not len(self._members):
             if sim.resident:
                 return NO_IDS
-            head = super().waiting_candidates(sim, int(self.max_batch))
+            head = super().waiting_candidates(sim, self._slots(sim))
             self._members = head[:self._admissible(sim, head, sim.config.num_blocks)]
         waiting = self._members[self._queue.member[self._members]]
         return waiting[:count]
