@@ -54,7 +54,7 @@ class PredictionRecorder:
             self.baseline.update(np.ones(len(done)), None, sim.output_len[done])
         new = events.arrived
         if len(new):
-            distribution = self.predictor.distribution(sim, new)
+            distribution = self.predictor.distribution_for(sim.prompt_len[new], feature_rows(sim, new))
             self.quantiles[new] = np.stack([distribution.quantile(q) for q in QUANTILES], axis=1)
             self.baseline_median[new] = self.baseline.distribution_for(np.ones(len(new))).quantile(0.5)
         return self.scheduler.decide(sim)
