@@ -1,11 +1,11 @@
 """infermax-env: an iteration-level LLM inference scheduling simulator, cost models and Gymnasium envs.
 
-The simulator core (this package minus :mod:`infermax_env.envs`) does not import Gymnasium.
+The simulator core (this package minus :mod:`infermax_env.envs`) does not import Gymnasium; importing the
+package registers the envs ``InferMax-v0`` and ``InferMax-Tiny-v0``.
 """
 
 from .batch import Batch
-from .cost import CostModel, LinearCoefficients, LinearCostModel
-from .cost.roofline import RooflineCostModel, RooflineParams
+from .cost import CostModel, LinearCoefficients, LinearCostModel, RooflineCostModel, RooflineParams
 from .deployment import Deployment, EngineConfig
 from .errors import DeploymentError, InferMaxError, InfeasibleDecisionError, WorkloadError
 from .hardware import GPUSpec, get_gpu, list_gpus, register_gpu
@@ -20,9 +20,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Batch", "CostModel", "Decision", "Deployment", "DeploymentError", "Empirical", "EngineConfig", "Fixed",
     "GPUSpec", "InferMaxError", "InfeasibleDecisionError", "LengthDistribution", "LinearCoefficients",
-    "LinearCostModel", "LogNormal", "ModelSpec", "RunMetrics", "Scheduler", "Simulator", "StepResult",
+    "LinearCostModel", "LogNormal", "ModelSpec", "RooflineCostModel", "RooflineParams", "RunMetrics", "Scheduler", "Simulator", "StepResult",
     "SyntheticGenerator", "TraceWindowGenerator", "Uniform", "Workload", "WorkloadError", "compute_metrics",
     "get_gpu", "get_model", "list_gpus", "list_models", "load_azure_trace", "objective_value", "register_gpu",
     "register_model",
 ]
-from . import envs  # noqa: E402,F401  (registers InferMax-v0 and InferMax-Tiny-v0; the only gymnasium import)
+from . import envs  # noqa: E402,F401  (registers the envs; infermax_env.envs is the only gymnasium import)
