@@ -13,6 +13,7 @@ from agents.extractors import SlotSetExtractor, masked_max, masked_mean
 from agents.policies import SlotScoringHead, action_layout
 
 F, G = 5, 3
+TINY_ROLLOUT = {"n_steps": 16, "batch_size": 16}
 
 
 class SlotEnv(gym.Env):
@@ -118,7 +119,8 @@ def test_masked_pooling():
 
 def test_extractor_rejects_a_non_infermax_space():
     with pytest.raises(KeyError, match="slot_mask"):
-        SlotSetExtractor(gym.spaces.Dict({"requests": gym.spaces.Box(0, 1, (4, 3)), "global": gym.spaces.Box(0, 1, (2,))}))
+        SlotSetExtractor(gym.spaces.Dict({"requests": gym.spaces.Box(0, 1, (4, 3)),
+                                          "global": gym.spaces.Box(0, 1, (2,))}))
     with pytest.raises(TypeError, match="Dict"):
         SlotSetExtractor(gym.spaces.Box(0, 1, (4,)))
 
@@ -197,7 +199,7 @@ def test_qrdqn_needs_discrete_actions():
 
 def test_loaded_model_refuses_a_mismatched_observation_space(tmp_path):
     env = SlotEnv(num_slots=6, action_space=gym.spaces.MultiDiscrete([3] * 6))
-    model = build_model(load_config("maskable_ppo"), env, device="cpu", hyperparameters={"n_steps": 16, "batch_size": 16})
+    model = build_model(load_config("maskable_ppo"), env, device="cpu", hyperparameters=TINY_ROLLOUT)
     attach_metadata(model, "SlotEnv", {}, "maskable_ppo")
     model.save(tmp_path / "model.zip")
     other = SlotEnv(num_slots=8, action_space=gym.spaces.MultiDiscrete([3] * 8))
@@ -207,7 +209,7 @@ def test_loaded_model_refuses_a_mismatched_observation_space(tmp_path):
 
 def test_maskable_agent_respects_action_masks(tmp_path):
     env = SlotEnv(action_space=gym.spaces.Discrete(13))
-    model = build_model(load_config("maskable_ppo"), env, device="cpu", hyperparameters={"n_steps": 16, "batch_size": 16})
+    model = build_model(load_config("maskable_ppo"), env, device="cpu", hyperparameters=TINY_ROLLOUT)
     act = as_action_fn(model, deterministic=False)
     obs, _ = env.reset(seed=0)
     assert all(int(act(obs, env)) != 0 for _ in range(50))
@@ -267,14 +269,16 @@ def test_optimum_cache_solves_once_and_resolves_with_a_longer_limit(tmp_path, mo
 
     def solver(workload, cost_model, engine, **kwargs):
         calls.append(kwargs["time_limit"])
-        return FakeResult(5.0, 4.0 if kwargs["time_limit"] < 2 else 5.0, "FEASIBLE" if kwargs["time_limit"] < 2 else "OPTIMAL")
+        proven = kwargs["time_limit"] >= 2
+        return FakeResult(5.0, 5.0 if proven else 4.0, "OPTIMAL" if proven else "FEASIBLE")
 
     import agents.evaluation as evaluation
 
     monkeypatch.setattr(evaluation, "simulator_config", lambda env: (None, None, True))
     cache = OptimumCache(tmp_path / "optima.json", solver=solver)
     first = cache.solve("tiny", "latency", 3, workload=None, env=None, time_limit=1.0)
-    again = OptimumCache(tmp_path / "optima.json", solver=solver).solve("tiny", "latency", 3, None, None, time_limit=1.0)
+    reopened = OptimumCache(tmp_path / "optima.json", solver=solver)
+    again = reopened.solve("tiny", "latency", 3, None, None, time_limit=1.0)
     assert first == again and not first.proven and calls == [1.0]
     better = cache.solve("tiny", "latency", 3, None, None, time_limit=5.0)
     assert better.proven and calls == [1.0, 5.0]
