@@ -163,22 +163,24 @@ def _check_inputs(workload: Workload, cost_model: LinearCostModel, engine: Engin
     Simulator(workload, cost_model, engine)  # raises WorkloadError for a request that cannot fit in M
 
 
-def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
-                            objective: str) -> tuple[str, list[Decision], float]:
+def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
+                            allow_eviction: bool = True) -> tuple[str, list[Decision], float]:
     """Run every registered heuristic (``baselines.SCHEDULERS``) and return the best one's name, decisions and
-    objective value (seconds)."""
+    objective value (seconds). With ``allow_eviction`` False only runs that never evict count, and
+    :func:`serial_schedule` is the fallback."""
     from . import SCHEDULERS
 
     best: tuple[str, list[Decision], float] | None = None
     for name, scheduler_class in SCHEDULERS.items():
-        if scheduler_class is ReplayScheduler:
-            continue
         sim = Simulator(workload, cost_model, engine)
-        value = objective_value(sim.run(scheduler_class()), objective)
-        if best is None or value < best[2]:
+        metrics = sim.run(scheduler_class())
+        value = objective_value(metrics, objective)
+        if (allow_eviction or metrics["evictions"] == 0) and (best is None or value < best[2]):
             best = (name, list(sim.log_decisions), value)
     if best is None:
-        raise RuntimeError("no heuristic scheduler is registered in baselines.SCHEDULERS")
+        sim = Simulator(workload, cost_model, engine)
+        sim.run(ReplayScheduler(serial_schedule(workload, cost_model, engine)))
+        best = ("serial", list(sim.log_decisions), objective_value(compute_metrics(sim), objective))
     return best
 
 
@@ -283,7 +285,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         workers, seed: CP-SAT ``num_workers`` and ``random_seed``.
         allow_eviction: False forbids preemption (every request keeps its KV until it finishes).
         hint: a feasible schedule to start from; by default the best registered heuristic's (with eviction
-            forbidden, that one if it never evicts, else :func:`serial_schedule`).
+            forbidden, the best one that never evicts, else :func:`serial_schedule`).
         max_iterations: cap the horizon below the sound bound (the result then says ``iteration_bound_sound``
             False: optimal among schedules of at most that many iterations).
         log: print CP-SAT's search log.
@@ -305,13 +307,10 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
     hint_name, hint_decisions = ("given", list(hint)) if hint is not None else (None, None)
     if hint is None:
-        hint_name, hint_decisions, _ = best_heuristic_schedule(workload, cost_model, engine, objective)
+        hint_name, hint_decisions, _ = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction)
     hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
     if not allow_eviction and hint_replay.metrics["evictions"]:
-        if hint is not None:
-            raise ValueError("allow_eviction=False but the given hint evicts")
-        hint_name, hint_decisions = "serial", serial_schedule(workload, cost_model, engine)
-        hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
+        raise ValueError("allow_eviction=False but the given hint evicts")
 
     bound = iteration_bound(instance, cost, objective, hint_replay.integer_objective)
     if bound < len(hint_decisions):

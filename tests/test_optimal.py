@@ -100,8 +100,6 @@ def test_replay_gives_solver_objective(objective):
 def _heuristic_values(workload: Workload, engine: EngineConfig, objective: str) -> dict[str, tuple[float, int]]:
     values = {}
     for name, cls in SCHEDULERS.items():
-        if cls is ReplayScheduler:
-            continue
         metrics = Simulator(workload, COST, engine).run(cls())
         values[name] = (objective_value(metrics, objective), int(metrics["evictions"]))
     return values
