@@ -36,9 +36,9 @@ from infermax_env.instances import tiny_setting
 OBJECTIVES = ("latency", "gpu_time")
 
 
-def scale_study(sizes: list[int], time_limit: float, seed: int, workers: int) -> list[dict]:
+def scale_study(sizes: list[int], time_limit: float, seed: int, workers: int, objectives: list[str]) -> list[dict]:
     rows = []
-    for objective in OBJECTIVES:
+    for objective in objectives:
         for n in sizes:
             result = solve_optimal(tiny_setting(n).sample(seed), objective=objective, time_limit=time_limit,
                                    workers=workers, seed=seed)
@@ -48,7 +48,7 @@ def scale_study(sizes: list[int], time_limit: float, seed: int, workers: int) ->
             print(f"{objective:9s} n={n:3d} {result.status:8s} time {result.wall_time:7.2f} s  gap {result.gap:7.2%}  "
                   f"objective {result.objective:.6f} s  bound {result.best_bound:.6f} s  horizon "
                   f"{result.num_iterations_bound}  iterations {len(result.decisions)}", flush=True)
-    for objective in OBJECTIVES:
+    for objective in objectives:
         proven = [r["n"] for r in rows if r["objective"] == objective and r["status"] == "OPTIMAL"]
         largest = max(proven, default=None)
         print(f"{objective}: largest n proven optimal within {time_limit:g} s: {largest}")
@@ -65,10 +65,11 @@ def _sample(instances: int, requests: tuple[int, int]):
     return [(seed, setting.sample(seed)) for seed in range(instances)]
 
 
-def heuristic_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int) -> list[dict]:
+def heuristic_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int,
+                    objectives: list[str]) -> list[dict]:
     rows = []
     setting = tiny_setting(requests)
-    for objective in OBJECTIVES:
+    for objective in objectives:
         gaps: dict[str, list[float]] = {name: [] for name in SCHEDULERS}
         unproven = 0
         for seed, workload in _sample(instances, requests):
@@ -88,12 +89,13 @@ def heuristic_study(instances: int, requests: tuple[int, int], time_limit: float
     return rows
 
 
-def eviction_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int) -> list[dict]:
+def eviction_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int,
+                   objectives: list[str]) -> list[dict]:
     """Cost of never preempting, ``(optimum without eviction - optimum with) / optimum with``, over the instances
     where both solves are proven optimal (an unproven solve would measure the time limit, not preemption)."""
     rows = []
     setting = tiny_setting(requests)
-    for objective in OBJECTIVES:
+    for objective in objectives:
         costs, evicting = [], 0
         for seed, workload in _sample(instances, requests):
             free = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
@@ -124,14 +126,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.study == "scale":
-        rows = scale_study(args.sizes, args.time_limit, args.seed, args.workers)
+        rows = scale_study(args.sizes, args.time_limit, args.seed, args.workers, args.objectives)
     elif args.study == "heuristics":
-        rows = heuristic_study(args.instances, tuple(args.requests), args.time_limit, args.workers)
+        rows = heuristic_study(args.instances, tuple(args.requests), args.time_limit, args.workers,
+                               args.objectives)
     else:
-        rows = eviction_study(args.instances, tuple(args.requests), args.time_limit, args.workers)
+        rows = eviction_study(args.instances, tuple(args.requests), args.time_limit, args.workers,
+                              args.objectives)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=lambda x: None if isinstance(x, float)
                                         and not math.isfinite(x) else x))
