@@ -48,6 +48,11 @@ class LinearCostModel(CostModel):
     def __init__(self, coefficients: LinearCoefficients = LLAMA3_70B_TP4, num_layers: int = 80):
         self.coefficients = coefficients
         self.num_layers = num_layers
+        # The terms of the last batch priced: the env asks for the breakdown of the batch the simulator has
+        # just timed, so it is not computed twice. Batches are not modified once built.
+        self._last_batch: Batch | None = None
+        self._last_coefficients: LinearCoefficients | None = None
+        self._last_terms = (0.0, 0.0)
 
     @staticmethod
     def features(batch: Batch) -> np.ndarray:
@@ -66,6 +71,13 @@ class LinearCostModel(CostModel):
         ])
 
     def _terms_ms(self, batch: Batch) -> tuple[float, float]:
+        if batch is self._last_batch and self.coefficients is self._last_coefficients:
+            return self._last_terms
+        terms = self._compute_terms_ms(batch)
+        self._last_batch, self._last_coefficients, self._last_terms = batch, self.coefficients, terms
+        return terms
+
+    def _compute_terms_ms(self, batch: Batch) -> tuple[float, float]:
         # Same arithmetic as ``features`` written out on scalars: this runs once per simulated iteration.
         k = self.coefficients
         n_dec = len(batch.decode_context)
