@@ -92,7 +92,7 @@ class LinearCostModel(CostModel):
             m = batch.prefill_cached
             n_tokens += int(c.sum())
             mult = MULTI_KERNEL_FACTOR if n_pre > 1 else 1.0
-            attention += ((k.a_p * int((c * (c + 2 * m)).sum()) + k.b_p) * mult + k.s_p * n_pre
+            attention += ((k.a_p * int(np.dot(c, c + 2 * m)) + k.b_p) * mult + k.s_p * n_pre
                           + k.m_p * int(m.sum()))
         linear = k.a_o * n_tokens + k.b_o if n_tokens else 0.0
         return linear, attention

@@ -228,14 +228,15 @@ class SelectMode(ActionMode):
 
     def act(self, action, sim, win, pending=None):
         choice = _integer_array(action, (self.window,), self.name)
-        if choice.min() < LEAVE or choice.max() > EVICT:
+        # count_nonzero of masks rather than .min()/.max()/.any(): far cheaper on K-sized arrays.
+        if np.count_nonzero((choice < LEAVE) | (choice > EVICT)):
             raise ValueError(f"select action values must be 0 (leave), 1 (run) or 2 (evict), got {choice.tolist()}")
         repairs = Repairs()
         evict = choice == EVICT
         run = choice == RUN
-        bad_evict = np.flatnonzero(evict[win.num_resident:]) + win.num_resident
-        bad_run = np.flatnonzero(run[win.count:]) + win.count
-        if len(bad_evict) or len(bad_run):
+        if np.count_nonzero(evict[win.num_resident:]) or np.count_nonzero(run[win.count:]):
+            bad_evict = np.flatnonzero(evict[win.num_resident:]) + win.num_resident
+            bad_run = np.flatnonzero(run[win.count:]) + win.count
             repairs.invalid = len(bad_evict) + len(bad_run)
             self._reject(f"select action evicts non-resident slots {bad_evict.tolist()} and runs empty slots "
                          f"{bad_run.tolist()} (resident slots: 0..{win.num_resident - 1}, filled slots: "
@@ -284,7 +285,7 @@ class PriorityMode(ActionMode):
         repairs = Repairs()
         scores = scores[:win.count].astype(np.float64)
         nan = np.isnan(scores)
-        if nan.any():
+        if np.count_nonzero(nan):
             repairs.invalid = int(nan.sum())
             self._reject(f"priority scores of slots {np.flatnonzero(nan).tolist()} are NaN")
             scores[nan] = -np.inf

@@ -109,7 +109,7 @@ class Window:
         ids[num_resident:count] = waiting
         live = ids[:count]
         kv_live = kv[:count]
-        np.take(sim.kv, live, out=kv_live)
+        kv_live[:] = sim.kv[live]
         generated = sim.generated[live]
         need_live = need[:count]
         np.subtract(sim.prompt_len[live] + generated, kv_live, out=need_live)
