@@ -259,7 +259,8 @@ def _solver(time_limit: float, workers: int, seed: int, log: bool,
 def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], time_limit: float, seed: int) -> None:
     """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy with the decisions fixed
     (propagation alone determines the rest) and copy the values by variable index."""
-    fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon)
+    fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon,
+                          truncated=schedule.truncated)
     fixed.fix_decisions(list(decisions))
     solver = _solver(time_limit, 1, seed, False)
     status = solver.solve(fixed.model)
@@ -271,36 +272,75 @@ def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], t
         schedule.model.add_hint(variable, solver.value(fixed.model.get_int_var_from_proto_index(index)))
 
 
+class _CompleteSolutions(cp_model.CpSolverSolutionCallback):
+    """Records the best solution of a (possibly truncated) model that finishes every request: a truncated model's
+    final solution may leave requests unfinished, yet complete ones found on the way are real schedules."""
+
+    def __init__(self, schedule: ScheduleModel):
+        super().__init__()
+        self.schedule = schedule
+        self.best: tuple[int, list[Decision]] | None = None
+
+    def on_solution_callback(self) -> None:
+        value = round(self.objective_value)
+        if self.schedule.is_complete(self) and (self.best is None or value < self.best[0]):
+            self.best = (value, self.schedule.decisions(self))
+
+
+@dataclass
+class _Search:
+    """The state of the deepening search: the best real schedule so far and the best proven lower bound."""
+
+    decisions: list[Decision]
+    integer_objective: int
+    source: str | None
+    finish_iteration: np.ndarray
+    lower_bound: int
+
+    @property
+    def proven(self) -> bool:
+        return self.lower_bound >= self.integer_objective
+
+
 def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None, engine: EngineConfig = TINY_ENGINE,
                   objective: str = "latency", *, time_limit: float = 60.0, workers: int = 2, seed: int = 0,
                   allow_eviction: bool = True, hint: Sequence[Decision] | None = None,
-                  max_iterations: int | None = None, log: bool = False,
+                  max_iterations: int | None = None, initial_horizon: int | None = None, log: bool = False,
                   solver_parameters: Mapping[str, object] | None = None) -> OptimalResult:
     """The optimal schedule of an offline ``workload`` under ``engine`` and ``cost_model``, by CP-SAT.
+
+    The search deepens the horizon: it solves the truncated relaxation (:class:`ScheduleModel` with
+    ``truncated=True``) of ``T`` iterations, starting at the hint's length, whose optimum is a lower bound for every
+    horizon; when that optimum leaves requests unfinished it grows ``T`` by a quarter (the sound
+    :func:`iteration_bound`, reached at last, needs no truncation). The answer is proven optimal as soon as a
+    complete schedule's cost meets the best lower bound.
 
     Args:
         objective: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
         time_limit: wall-clock seconds for the whole call; the search stops there and returns the best schedule
-            found (``"FEASIBLE"``) with the solver's bound.
+            found (``"FEASIBLE"``) with the best proven bound.
         workers, seed: CP-SAT ``num_workers`` and ``random_seed``.
         allow_eviction: False forbids preemption (every request keeps its KV until it finishes).
         hint: a feasible schedule to start from; by default the best registered heuristic's (with eviction
             forbidden, the best one that never evicts, else :func:`serial_schedule`).
         max_iterations: cap the horizon below the sound bound (the result then says ``iteration_bound_sound``
-            False: optimal among schedules of at most that many iterations).
+            False: optimal among schedules of at most that many iterations; no deepening).
+        initial_horizon: the first horizon of the deepening (default: the hint's number of iterations).
         log: print CP-SAT's search log.
         solver_parameters: further CP-SAT ``SatParameters`` fields by name (they override the defaults here).
 
     Raises:
         WorkloadError: a request cannot fit in the KV capacity.
         ValueError: online arrivals, a bad objective, block size above 1, a hint that evicts while eviction is
-            forbidden, or no schedule within ``max_iterations``.
+            forbidden, a non-positive ``initial_horizon``, or no schedule within ``max_iterations``.
         InfeasibleDecisionError: a hint the simulator rejects.
         TypeError: a cost model other than :class:`LinearCostModel`.
     """
     started = time.perf_counter()
     cost_model = LinearCostModel() if cost_model is None else cost_model
     _check_inputs(workload, cost_model, engine, objective)
+    if initial_horizon is not None and initial_horizon < 1:
+        raise ValueError(f"initial_horizon must be positive, got {initial_horizon}")
     cost = IntegerLinearCost.from_cost_model(cost_model)
     instance = ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()),
                                 engine.kv_capacity, engine.token_budget, engine.max_batch_size)
@@ -315,18 +355,48 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
     bound = iteration_bound(instance, cost, objective, hint_replay.integer_objective)
     if bound < len(hint_decisions):
         raise AssertionError(f"iteration bound {bound} below the hint's {len(hint_decisions)} iterations")
-    horizon, sound = _horizon(instance, bound, max_iterations)
-
-    schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction)
-    if len(hint_decisions) <= horizon:
-        relabelled = _relabel_identical(hint_decisions, instance, hint_replay.finish_iteration)
+    capped, sound = _horizon(instance, bound, max_iterations)
+    search = _Search(hint_decisions, hint_replay.integer_objective, hint_name, hint_replay.finish_iteration,
+                     trivial_lower_bound(instance, cost, objective))
+    horizon = capped if not sound else min(bound, max(initial_horizon or len(hint_decisions), 1))
+    while True:
+        truncated = sound and horizon < bound
+        schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction,
+                                 truncated=truncated)
         remaining = time_limit - (time.perf_counter() - started)
-        _add_complete_hint(schedule, relabelled, min(HINT_COMPLETION_SECONDS, remaining), seed)
+        if len(search.decisions) <= horizon:
+            relabelled = _relabel_identical(search.decisions, instance, search.finish_iteration)
+            _add_complete_hint(schedule, relabelled, min(HINT_COMPLETION_SECONDS, remaining), seed)
+        solver = _solver(time_limit - (time.perf_counter() - started), workers, seed, log, solver_parameters)
+        callback = _CompleteSolutions(schedule)
+        status = solver.solve(schedule.model, callback)
+        if status == cp_model.INFEASIBLE:
+            raise ValueError(f"no schedule finishes within {horizon} iterations (max_iterations too small)")
+        _absorb(search, schedule, solver, status, callback, workload, cost_model, engine, cost, objective)
+        exhausted = time.perf_counter() - started >= time_limit
+        if search.proven or not truncated or status != cp_model.OPTIMAL or exhausted:
+            break
+        horizon = min(bound, horizon + max(1, math.ceil(horizon / 4)))
+    return _result(workload, cost_model, engine, objective, search, horizon, sound, hint_name, hint_replay, cost,
+                   started)
 
-    solver = _solver(time_limit - (time.perf_counter() - started), workers, seed, log, solver_parameters)
-    status = solver.solve(schedule.model)
-    return _result(workload, cost_model, engine, objective, schedule, solver, status, sound, hint_name,
-                   hint_decisions, hint_replay, cost, started)
+
+def _absorb(search: _Search, schedule: ScheduleModel, solver: cp_model.CpSolver, status: int,
+            callback: _CompleteSolutions, workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
+            cost: IntegerLinearCost, objective: str) -> None:
+    """Update ``search`` with a solve's best complete schedule and its lower bound (a truncated model's bound holds
+    for every horizon; an untruncated model's answer is optimal when the status is OPTIMAL)."""
+    if status == cp_model.UNKNOWN:
+        return
+    if callback.best is not None and callback.best[0] < search.integer_objective:
+        value, decisions = callback.best
+        replay = _replay(workload, cost_model, engine, decisions, cost, objective)
+        if replay.integer_objective != value:
+            raise AssertionError(f"the model's objective {value} differs from the replayed schedule's "
+                                 f"{replay.integer_objective} (integer units): the model and the simulator disagree")
+        search.decisions, search.integer_objective = decisions, value
+        search.source, search.finish_iteration = "solver", replay.finish_iteration
+    search.lower_bound = max(search.lower_bound, math.ceil(solver.best_objective_bound))
 
 
 def _horizon(instance: ScheduleInstance, bound: int, max_iterations: int | None) -> tuple[int, bool]:
@@ -340,34 +410,21 @@ def _horizon(instance: ScheduleInstance, bound: int, max_iterations: int | None)
 
 
 def _result(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
-            schedule: ScheduleModel, solver: cp_model.CpSolver, status: int, sound: bool, hint_name: str | None,
-            hint_decisions: list[Decision] | None, hint_replay: _Replay | None, cost: IntegerLinearCost,
-            started: float) -> OptimalResult:
-    """Package the solver's answer (or the hint when the solver found nothing in time), replayed and checked."""
+            search: _Search, horizon: int, sound: bool, hint_name: str | None, hint_replay: _Replay,
+            cost: IntegerLinearCost, started: float) -> OptimalResult:
+    """Package the best schedule found (the hint when the solver found nothing better), replayed and checked."""
     unit = cost.unit_seconds
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        decisions, source = schedule.decisions(solver), "solver"
-        integer_objective = round(solver.objective_value)
-    elif status == cp_model.INFEASIBLE:
-        raise ValueError(f"no schedule finishes within {schedule.horizon} iterations (max_iterations too small)")
-    elif hint_replay is not None:
-        decisions, source = hint_decisions, hint_name
-        integer_objective = hint_replay.integer_objective
-    else:
-        raise RuntimeError(f"CP-SAT found no schedule within the time limit ({solver.status_name(status)}) and there "
-                           f"was no hint to fall back on; raise time_limit")
-    replay = _replay(workload, cost_model, engine, decisions, cost, objective)
-    if replay.integer_objective != integer_objective:
-        raise AssertionError(f"the model's objective {integer_objective} differs from the replayed schedule's "
-                             f"{replay.integer_objective} (integer units): the model and the simulator disagree")
-    solver_bound = math.ceil(solver.best_objective_bound) if status != cp_model.UNKNOWN else 0
-    best_bound = min(max(solver_bound, trivial_lower_bound(schedule.instance, cost, objective)), integer_objective) * unit
-    value = integer_objective * unit
-    proven = status == cp_model.OPTIMAL or best_bound >= value
+    replay = _replay(workload, cost_model, engine, search.decisions, cost, objective)
+    if replay.integer_objective != search.integer_objective:
+        raise AssertionError(f"the model's objective {search.integer_objective} differs from the replayed "
+                             f"schedule's {replay.integer_objective} (integer units): the model and the simulator "
+                             f"disagree")
+    best_bound = min(search.lower_bound, search.integer_objective) * unit
+    value = search.integer_objective * unit
     return OptimalResult(
-        status="OPTIMAL" if proven else "FEASIBLE", objective=value, best_bound=best_bound,
-        gap=0.0 if proven else (value - best_bound) / value, wall_time=time.perf_counter() - started,
-        num_iterations_bound=schedule.horizon, iteration_bound_sound=sound, decisions=decisions,
-        objective_name=objective, source=source, hint_name=hint_name,
-        hint_objective=None if hint_replay is None else objective_value(hint_replay.metrics, objective),
-        rounding_bound=replay.rounding_bound, replayed=replay.metrics)
+        status="OPTIMAL" if search.proven else "FEASIBLE", objective=value, best_bound=best_bound,
+        gap=0.0 if search.proven else (value - best_bound) / value, wall_time=time.perf_counter() - started,
+        num_iterations_bound=horizon, iteration_bound_sound=sound, decisions=search.decisions,
+        objective_name=objective, source=search.source, hint_name=hint_name,
+        hint_objective=objective_value(hint_replay.metrics, objective), rounding_bound=replay.rounding_bound,
+        replayed=replay.metrics)

@@ -14,6 +14,13 @@ eviction, ``runs``, ``emits``, ``decodes``). Every constraint mirrors a line of 
   ``sum(tokens) <= C``, ``#running <= max_batch_size``; a request finishing in ``t`` holds no KV after ``t``.
 * Iterations run back to back while any request is unfinished and are empty afterwards (offline workloads).
 
+With ``truncated=True`` the model is a relaxation of the problem for *any* number of iterations: requests may still
+be unfinished after the last of the ``T`` modelled iterations, and the objective then adds a lower bound on the cost
+of finishing them (:meth:`ScheduleModel.cost_to_go`). Every complete schedule, cut after ``T`` iterations, is a
+solution of it costing no more, so its optimum bounds the true optimum from below; a solution that finishes every
+request within ``T`` iterations is a real schedule at its true cost, so an optimal one that is complete is optimal
+for every horizon.
+
 Batch times are integers in units of ``IntegerLinearCost.unit_seconds`` (0.1 ns by default; see that class for
 the rounding and its bound).
 """
@@ -122,6 +129,10 @@ class IntegerLinearCost:
             weight += self._multiplier(n_pre) / self.mult_den * (sum(ci * (ci + 2 * mi) for ci, mi in zip(c, m)) + 1)
         return 0.5 * self.coefficient_unit * weight
 
+    def min_prefill_batch_time(self) -> int:
+        """A lower bound on the integer time of any batch that holds a prefill chunk (one token, no cache)."""
+        return self.mult_den * (self.k_ao + self.k_bo + self.k_sp + self.k_ap + self.k_bp)
+
     def min_batch_time(self) -> int:
         """A lower bound on the integer time of any non-empty batch (one token, one request, no context)."""
         den = self.mult_den
@@ -178,13 +189,14 @@ class ScheduleModel:
     """
 
     def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
-                 allow_eviction: bool = True, symmetry_breaking: bool = True):
+                 allow_eviction: bool = True, symmetry_breaking: bool = True, truncated: bool = False):
         if objective not in ("latency", "gpu_time"):
             raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
         self.instance = instance
         self.cost = cost
         self.objective_name = objective
         self.horizon = horizon
+        self.truncated = truncated
         self.model = cp_model.CpModel()
         self._add_request_state()
         self._add_eviction(allow_eviction)
@@ -193,7 +205,8 @@ class ScheduleModel:
         self._add_engine_limits()
         self._add_batch_time()
         self._add_objective()
-        self._add_progress_bounds()
+        if not truncated:
+            self._add_progress_bounds()
         self._add_energy_bounds()
         self._add_early_eviction()
         if symmetry_breaking:
@@ -210,7 +223,8 @@ class ScheduleModel:
         """State before each iteration (and after the last): KV held, tokens emitted, still unfinished.
 
         ``generated[t][r] <= t - ceil(I / C) + 1`` (a request emits at most one token per iteration, the first after
-        its whole prompt) tightens the domains; the final state has every request finished.
+        its whole prompt) tightens the domains; the final state has every request finished unless the model is
+        truncated.
         """
         model, inst = self.model, self.instance
         self.kv_in, self.generated, self.alive, self.has_token = [], [], [], []
@@ -219,9 +233,10 @@ class ScheduleModel:
             for r in self._requests():
                 prompt, output = inst.prompt_len[r], inst.output_len[r]
                 earliest = max(0, t - math.ceil(prompt / inst.token_budget) + 1)
-                last = t == self.horizon
+                last = t == self.horizon and not self.truncated
                 max_generated = min(output, earliest)
-                kv_row.append(model.new_int_var(0, 0 if (t == 0 or last) else prompt + output - 2, f"kv_in[{t},{r}]"))
+                kv_top = 0 if (t == 0 or last) else prompt + output - 2
+                kv_row.append(model.new_int_var(0, kv_top, f"kv_in[{t},{r}]"))
                 generated = model.new_int_var(output if last else 0, max_generated, f"generated[{t},{r}]")
                 alive = model.new_bool_var(f"alive[{t},{r}]")
                 has_token = model.new_bool_var(f"has_token[{t},{r}]")
@@ -410,7 +425,8 @@ class ScheduleModel:
     def _add_objective(self) -> None:
         """``gpu_time``: the sum of batch times. ``latency``: sum of TTLT = sum over iterations of the batch time
         times the requests unfinished during it (all arrive at time 0), each product exact via a multiplication
-        equality, with the McCormick inequality ``area >= time + t_min (alive - 1)`` as a linear cut."""
+        equality, with the McCormick inequality ``area >= time + t_min (alive - 1)`` as a linear cut. A truncated
+        model adds :meth:`cost_to_go`."""
         model, n = self.model, self.instance.num_requests
         if self.objective_name == "gpu_time":
             self.objective = sum(self.time)
@@ -425,7 +441,37 @@ class ScheduleModel:
                 model.add(area >= t_min * unfinished)
                 self.area.append(area)
             self.objective = sum(self.area)
+        if self.truncated:
+            self.objective += self.cost_to_go()
         model.minimize(self.objective)
+
+    def cost_to_go(self) -> cp_model.LinearExpr:
+        """A lower bound on the cost of the iterations after the horizon. A request that has emitted ``g`` of its
+        ``O`` tokens runs for at least ``O - g`` more iterations (one token per iteration), each costing at least
+        ``t_min`` and, for latency, counting it as unfinished; one that is not ready to decode (``kv < I + g - 1``
+        or no token yet) runs a prefill chunk in one of them, which costs at least ``t_prefill``
+        (:meth:`IntegerLinearCost.min_prefill_batch_time`). Latency: the sum of these per request; GPU time:
+        ``t_min`` times the longest remainder, plus the prefill excess once if any request needs a prefill."""
+        inst, model = self.instance, self.model
+        t_min = self.cost.min_batch_time()
+        prefill_excess = self.cost.min_prefill_batch_time() - t_min
+        last = self.horizon
+        remaining, pending = [], []
+        for r in self._requests():
+            remaining.append(inst.output_len[r] - self.generated[last][r])
+            ready = model.new_bool_var(f"decode_ready[{last},{r}]")
+            model.add(self.kv_in[last][r] == inst.prompt_len[r] + self.generated[last][r] - 1).only_enforce_if(ready)
+            model.add_implication(ready, self.has_token[last][r])
+            prefill = model.new_bool_var(f"pending_prefill[{last},{r}]")
+            model.add(prefill >= self.alive[last][r] - ready)
+            pending.append(prefill)
+        if self.objective_name == "latency":
+            return t_min * sum(remaining) + prefill_excess * sum(pending)
+        longest = model.new_int_var(0, max(inst.output_len), "remaining_iterations")
+        model.add_max_equality(longest, remaining)
+        any_prefill = model.new_bool_var("any_pending_prefill")
+        model.add_max_equality(any_prefill, pending)
+        return t_min * longest + prefill_excess * any_prefill
 
     def _add_progress_bounds(self) -> None:
         """Redundant: a request that has emitted ``g`` of its ``O`` tokens stays unfinished for at least ``O - g``
@@ -478,6 +524,10 @@ class ScheduleModel:
                     self.model.add_implication(self.alive[t][a], self.alive[t][b])
 
     # ---- using the model ---------------------------------------------------------------------------------
+    def is_complete(self, solution: cp_model.CpSolver | cp_model.CpSolverSolutionCallback) -> bool:
+        """Whether ``solution`` finishes every request within the horizon (always true unless truncated)."""
+        return not any(solution.boolean_value(alive) for alive in self.alive[self.horizon])
+
     def fix_decisions(self, decisions: list[Decision]) -> None:
         """Constrain the model to replay ``decisions`` (and to idle afterwards)."""
         if len(decisions) > self.horizon:
@@ -490,8 +540,9 @@ class ScheduleModel:
                 self.model.add(self.tokens[t][r] == tokens.get(r, 0))
                 self.model.add(self.evict[t][r] == int(r in evicted))
 
-    def decisions(self, solver: cp_model.CpSolver) -> list[Decision]:
-        """The schedule of the solver's best solution, one :class:`Decision` per non-empty iteration."""
+    def decisions(self, solver: cp_model.CpSolver | cp_model.CpSolverSolutionCallback) -> list[Decision]:
+        """The schedule of the solver's best solution (or of the solution a callback sees), one :class:`Decision`
+        per non-empty iteration."""
         schedule = []
         for t in self._iterations():
             if not solver.boolean_value(self.active[t]):

@@ -181,8 +181,21 @@ def test_iteration_bound_covers_the_hint_and_the_optimum():
     for objective in ("latency", "gpu_time"):
         result = solve_optimal(workload, objective=objective, time_limit=20)
         upper = round(result.objective / cost.unit_seconds)
-        assert len(result.decisions) <= iteration_bound(instance, cost, objective, upper) \
-            <= result.num_iterations_bound
+        assert len(result.decisions) <= iteration_bound(instance, cost, objective, upper)
+        assert len(result.decisions) <= result.num_iterations_bound
+
+
+@pytest.mark.parametrize("objective", ["latency", "gpu_time"])
+def test_deepening_from_a_too_short_horizon_still_finds_the_exhaustive_optimum(objective):
+    """A one-iteration start makes every first truncated relaxation leave requests unfinished: the lower bounds of
+    the truncated models must stay below the optimum and the deepening must reach it."""
+    for prompts, outputs, kv_capacity, budget in TINY_CASES[1:3]:
+        workload = Workload.from_lists(prompts, outputs)
+        engine = EngineConfig(kv_capacity=kv_capacity, token_budget=budget, max_batch_size=8)
+        best = exhaustive_optimum(workload, engine, objective)
+        result = solve_optimal(workload, COST, engine, objective, time_limit=20, initial_horizon=1)
+        assert result.status == "OPTIMAL" and result.num_iterations_bound > 1
+        assert result.replayed_objective == pytest.approx(best, abs=2 * result.rounding_bound + 1e-12)
 
 
 @pytest.mark.parametrize("objective", ["latency", "gpu_time"])
