@@ -306,9 +306,9 @@ class BatchBuilderScheduler:
         if len(want) <= slots and want.sum() <= budget:
             return want
         if self.chunked:
-            tokens = np.clip(budget - (np.cumsum(want) - want), 0, want)
+            tokens = np.clip(budget - (want.cumsum() - want), 0, want)
         else:
-            tokens = np.where(np.cumsum(want) <= budget, want, 0)
+            tokens = np.where(want.cumsum() <= budget, want, 0)
         if np.count_nonzero(tokens) > slots:
             tokens = np.where(np.cumsum(tokens > 0) <= slots, tokens, 0)
         return tokens
@@ -325,7 +325,7 @@ class BatchBuilderScheduler:
             return int(sim._blocks(target) <= headroom)
         floor = sim.prompt_len[candidates] + sim.generated[candidates]
         target = np.minimum(np.maximum(reserved, floor), capacity)
-        return int(np.count_nonzero(np.cumsum(sim._blocks(target)) <= headroom))
+        return int(np.count_nonzero(sim._blocks(target).cumsum() <= headroom))
 
     def _admit(self, sim: Simulator, headroom: int, want_of_residents: np.ndarray | None,
                residents: "Residents") -> tuple[np.ndarray, np.ndarray]:

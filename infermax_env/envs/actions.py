@@ -88,9 +88,9 @@ def greedy_prefix(sim: Simulator, win: Window, order: np.ndarray, budget: int, f
     Returns (slots, tokens, stop) where ``stop`` is the position in ``order`` of the first run not taken whole
     (``len(order)`` when all fit)."""
     need = win.need[order]
-    cum_tokens = np.cumsum(need)
+    cum_tokens = need.cumsum()  # the ndarray methods skip numpy's Python-level dispatch (this runs every step)
     if sim.config.block_size == 1:  # blocks are tokens: one cumulative limit (need >= 1, so cum is increasing)
-        stop = int(np.searchsorted(cum_tokens, min(budget, free_blocks), side="right"))
+        stop = int(cum_tokens.searchsorted(min(budget, free_blocks), side="right"))
         cum_blocks = cum_tokens
     else:
         cum_blocks = np.cumsum(sim._blocks(win.kv[order] + need) - win.kv_blocks[order])

@@ -161,6 +161,7 @@ class ObservationBuilder:
         self.log_scales[REQUEST_INDEX["times_preempted"]] = 1.0 / math.log1p(PREEMPTION_HORIZON)
         self._raw = np.zeros((_NUM_LOG_FEATURES, window))
         self._arrival_units = np.zeros(0)
+        self._first_arrival = 0.0
 
     def scaled_time(self, seconds: float) -> float:
         return min(math.log1p(max(seconds, 0.0) / self.time_unit) * self.time_scale, 1.0)
@@ -169,8 +170,9 @@ class ObservationBuilder:
         return min(math.log1p(count) * self.count_scale, 1.0)
 
     def start_episode(self, sim: Simulator) -> None:
-        """Per-episode constants: arrival times in time units."""
+        """Per-episode constants: arrival times in time units, the first arrival time."""
         self._arrival_units = sim.arrival / self.time_unit
+        self._first_arrival = float(sim.arrival[0])
 
     def requests(self, sim: Simulator, win: Window, in_batch: np.ndarray | None = None,
                  evict_pending: np.ndarray | None = None) -> np.ndarray:
@@ -213,12 +215,11 @@ class ObservationBuilder:
         cfg = sim.config
         kv_used = blocks_used / cfg.num_blocks
         next_arrival = sim.next_arrival_time
-        start = float(sim.arrival[0])
         return np.array([
             kv_used, 1.0 - kv_used, budget_left / cfg.token_budget,
             min(max(cfg.max_batch_size - batch_count, 0) / self.batch_slots, 1.0),
             self.scaled_count(win.num_waiting_total), self.scaled_count(win.num_resident_total),
             self.scaled_count(win.num_beyond), self.scaled_count(sim.num_requests - sim.num_arrived),
             1.0 if next_arrival == math.inf else self.scaled_time(next_arrival - sim.clock),
-            self.scaled_time(sim.clock - start), sim.num_done / sim.num_requests,
+            self.scaled_time(sim.clock - self._first_arrival), sim.num_done / sim.num_requests,
         ], dtype=np.float32)
