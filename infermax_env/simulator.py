@@ -267,11 +267,6 @@ class Simulator:
         block = self.config.block_size
         return tokens if block == 1 else -(-tokens // block)
 
-    def blocks_needed(self, ids: np.ndarray, tokens: np.ndarray) -> int:
-        """Extra KV blocks that computing ``tokens`` for ``ids`` would take."""
-        kv = self.kv[ids]
-        return int((self._blocks(kv + tokens) - self._blocks(kv)).sum())
-
     # ---- the step ------------------------------------------------------------------------------
     def step(self, decision: Decision) -> StepResult:
         """Check ``decision`` against every constraint, apply it, and advance the clock.
