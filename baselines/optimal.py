@@ -47,6 +47,7 @@ from .optimal_model import IntegerLinearCost, ScheduleInstance, ScheduleModel
 OBJECTIVES = ("latency", "gpu_time")
 HINT_COMPLETION_SECONDS = 10.0
 TWO_WORKER_SUBSOLVERS = ("no_lp", "max_lp")
+TRUNCATED_TIME_SHARE = 0.5
 
 
 @dataclass
@@ -258,12 +259,15 @@ def _solver(time_limit: float, workers: int, seed: int, log: bool,
 
 def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], time_limit: float, seed: int) -> None:
     """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy with the decisions fixed
-    (propagation alone determines the rest) and copy the values by variable index."""
+    (propagation alone determines the rest) and copy the values by variable index. Adds no hint when ``time_limit``
+    runs out first (the search then starts without one; the incumbent schedule is kept by the caller)."""
     fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon,
                           truncated=schedule.truncated)
     fixed.fix_decisions(list(decisions))
     solver = _solver(time_limit, 1, seed, False)
     status = solver.solve(fixed.model)
+    if status == cp_model.UNKNOWN:
+        return
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(f"the hint schedule is not a solution of the CP-SAT model ({solver.status_name(status)}); "
                            f"the model and the simulator disagree")
@@ -311,9 +315,10 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
     The search deepens the horizon: it solves the truncated relaxation (:class:`ScheduleModel` with
     ``truncated=True``) of ``T`` iterations, starting at the hint's length, whose optimum is a lower bound for every
-    horizon; when that optimum leaves requests unfinished it grows ``T`` by a quarter (the sound
-    :func:`iteration_bound`, reached at last, needs no truncation). The answer is proven optimal as soon as a
-    complete schedule's cost meets the best lower bound.
+    horizon, for at most ``TRUNCATED_TIME_SHARE`` of the remaining time; when that optimum leaves requests unfinished
+    or is not proven in that time, it grows ``T`` by a quarter (the sound :func:`iteration_bound`, reached at last,
+    needs no truncation and gets all the remaining time). The answer is proven optimal as soon as a complete
+    schedule's cost meets the best lower bound (every solve's bound is a valid lower bound).
 
     Args:
         objective: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
@@ -367,14 +372,16 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         if len(search.decisions) <= horizon:
             relabelled = _relabel_identical(search.decisions, instance, search.finish_iteration)
             _add_complete_hint(schedule, relabelled, min(HINT_COMPLETION_SECONDS, remaining), seed)
-        solver = _solver(time_limit - (time.perf_counter() - started), workers, seed, log, solver_parameters)
+        remaining = time_limit - (time.perf_counter() - started)
+        solver = _solver(remaining * TRUNCATED_TIME_SHARE if truncated else remaining, workers, seed, log,
+                         solver_parameters)
         callback = _CompleteSolutions(schedule)
         status = solver.solve(schedule.model, callback)
         if status == cp_model.INFEASIBLE:
             raise ValueError(f"no schedule finishes within {horizon} iterations (max_iterations too small)")
         _absorb(search, schedule, solver, status, callback, workload, cost_model, engine, cost, objective)
         exhausted = time.perf_counter() - started >= time_limit
-        if search.proven or not truncated or status != cp_model.OPTIMAL or exhausted:
+        if search.proven or not truncated or exhausted:
             break
         horizon = min(bound, horizon + max(1, math.ceil(horizon / 4)))
     return _result(workload, cost_model, engine, objective, search, horizon, sound, hint_name, hint_replay, cost,

@@ -420,7 +420,21 @@ class ScheduleModel:
                                      + k.k_sd * n_dec + prefill_base + k.k_sp * n_pre + k.k_mp * cached)
                       + extra * (decode_extra + prefill_extra))
             model.add(time >= k.min_batch_time() * self.active[t])
+            self._add_batch_kind_cuts(t, has_dec, has_pre, time)
             self.time.append(time)
+
+    def _add_batch_kind_cuts(self, t: int, has_dec: cp_model.IntVar, has_pre: cp_model.IntVar,
+                             time: cp_model.IntVar) -> None:
+        """Redundant, for the LP: a decoding (prefilling) request makes ``has_dec`` (``has_pre``) true, and a batch
+        pays at least the fixed terms of each kind it holds (``den (k_bd + k_sd)`` for decodes,
+        ``den (k_ap + k_bp + k_sp)`` for prefill chunks: a chunk has ``c >= 1``) on top of its per-batch and
+        per-token linear terms."""
+        model, k = self.model, self.cost
+        for r in self._requests():
+            model.add(has_dec >= self.decodes[t][r])
+            model.add(has_pre >= self.runs[t][r] - self.decodes[t][r])
+        model.add(time >= k.mult_den * (k.k_bo * self.active[t] + k.k_ao * sum(self.tokens[t])
+                                        + (k.k_bd + k.k_sd) * has_dec + (k.k_ap + k.k_bp + k.k_sp) * has_pre))
 
     def _add_objective(self) -> None:
         """``gpu_time``: the sum of batch times. ``latency``: sum of TTLT = sum over iterations of the batch time
