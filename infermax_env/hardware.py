@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import Registry
+
 TERA = 1e12
 GIGA = 1e9
 
@@ -41,29 +43,21 @@ class GPUSpec:
 PCIE_GEN4_X16 = 32 * GIGA
 PCIE_GEN5_X16 = 64 * GIGA
 
-_GPUS: dict[str, GPUSpec] = {}
+_GPUS: Registry[GPUSpec] = Registry("GPU", GPUSpec)
 
 
 def register_gpu(spec: GPUSpec, *, overwrite: bool = False) -> GPUSpec:
     """Add ``spec`` to the registry under ``spec.name``."""
-    if spec.name in _GPUS and not overwrite:
-        raise ValueError(f"GPU {spec.name!r} is already registered; pass overwrite=True to replace it")
-    _GPUS[spec.name] = spec
-    return spec
+    return _GPUS.register(spec, overwrite=overwrite)
 
 
 def get_gpu(name: str | GPUSpec) -> GPUSpec:
     """Look up a GPU by registry name (a :class:`GPUSpec` is returned unchanged)."""
-    if isinstance(name, GPUSpec):
-        return name
-    try:
-        return _GPUS[name]
-    except KeyError:
-        raise ValueError(f"unknown GPU {name!r}; known GPUs: {', '.join(sorted(_GPUS))}") from None
+    return _GPUS.get(name)
 
 
 def list_gpus() -> list[str]:
-    return sorted(_GPUS)
+    return _GPUS.names()
 
 
 for _spec in (

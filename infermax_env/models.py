@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .registry import Registry
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -125,29 +127,21 @@ class ModelSpec:
         return 4.0 * self.num_layers * self.q_size * (n * p + n * n / 2.0)
 
 
-_MODELS: dict[str, ModelSpec] = {}
+_MODELS: Registry[ModelSpec] = Registry("model", ModelSpec)
 
 
 def register_model(spec: ModelSpec, *, overwrite: bool = False) -> ModelSpec:
     """Add ``spec`` to the registry under ``spec.name``."""
-    if spec.name in _MODELS and not overwrite:
-        raise ValueError(f"model {spec.name!r} is already registered; pass overwrite=True to replace it")
-    _MODELS[spec.name] = spec
-    return spec
+    return _MODELS.register(spec, overwrite=overwrite)
 
 
 def get_model(name: str | ModelSpec) -> ModelSpec:
     """Look up a model by registry name (a :class:`ModelSpec` is returned unchanged)."""
-    if isinstance(name, ModelSpec):
-        return name
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS))}") from None
+    return _MODELS.get(name)
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 for _spec in (
