@@ -10,6 +10,7 @@ from baselines import SCHEDULERS, OracleRequiredError, make_scheduler
 from baselines.builder import WaitingQueue
 from infermax_env import Batch, Decision, EngineConfig, LinearCostModel, Simulator, Workload
 from infermax_env.instances import TINY_ENGINE, tiny_setting
+from tests.conftest import metrics_through_env
 
 COST = LinearCostModel()
 HEURISTICS = sorted(name for name in SCHEDULERS if name != "optimal")
@@ -144,30 +145,19 @@ def test_registry_names_docstrings_and_errors():
 
 
 # ---- the same metrics through the env -------------------------------------------------------------------
-def metrics_through_env(name: str, seed: int, **env_kwargs) -> tuple[dict, dict]:
-    """(metrics of ``name`` acting through InferMax-Tiny-v0, metrics of the same scheduler on the simulator)."""
+def tiny_metrics_through_env(name: str, seed: int, **env_kwargs) -> tuple[dict, dict]:
+    """:func:`metrics_through_env` on InferMax-Tiny-v0, with output lengths shown to oracle schedulers."""
     import gymnasium as gym
 
-    from baselines.policy import SchedulerPolicy
-
     env = gym.make("InferMax-Tiny-v0", oracle=SCHEDULERS[name].requires_oracle, **env_kwargs)
-    policy = SchedulerPolicy(make_scheduler(name), env)
-    obs, _ = env.reset(seed=seed)
-    terminated = truncated = False
-    while not (terminated or truncated):
-        action, _ = policy.predict(obs)
-        obs, _, terminated, truncated, info = env.step(action)
-    assert terminated
-    base = env.unwrapped
-    direct = Simulator(base.sim.workload, base.config.cost_model, base.config.engine, oracle=base.config.oracle)
-    return info["metrics"], direct.run(make_scheduler(name)).summary
+    return metrics_through_env(env, name, seed)
 
 
 @pytest.mark.parametrize("name", sorted(set(HEURISTICS) - {"random"}))
 def test_scheduler_through_the_env_matches_the_simulator(name):
     pytest.importorskip("infermax_env.envs")
     for seed in range(3):
-        through_env, direct = metrics_through_env(name, seed, action_mode="sequential")
+        through_env, direct = tiny_metrics_through_env(name, seed, action_mode="sequential")
         assert through_env == direct, (name, seed)
 
 
@@ -179,7 +169,7 @@ def test_random_chunk_sizes_are_not_expressible_in_the_env():
 
     for mode in ("sequential", "select"):
         with pytest.raises(NotExpressibleError, match="cannot express"):
-            metrics_through_env("random", 0, action_mode=mode)
+            tiny_metrics_through_env("random", 0, action_mode=mode)
 
 
 # ---- hand-checked scenarios -----------------------------------------------------------------------------

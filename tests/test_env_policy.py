@@ -8,24 +8,8 @@ import numpy as np
 import pytest
 
 import infermax_env  # noqa: F401  (registers the envs)
-from baselines import make_scheduler
-from baselines.policy import SchedulerPolicy
-from infermax_env import Simulator
 from infermax_env.envs import NotExpressibleError
-
-
-def metrics_through_env(env: gym.Env, scheduler_name: str, seed: int) -> tuple[dict, dict]:
-    """(metrics of the scheduler acting through ``env``, metrics of the same scheduler on the simulator)."""
-    policy = SchedulerPolicy(make_scheduler(scheduler_name), env)
-    obs, _ = env.reset(seed=seed)
-    terminated = truncated = False
-    while not (terminated or truncated):
-        action, _ = policy.predict(obs)
-        obs, _, terminated, truncated, info = env.step(action)
-    assert terminated, "the episode hit the step cap"
-    base = env.unwrapped
-    direct = Simulator(base.sim.workload, base.config.cost_model, base.config.engine, oracle=base.config.oracle)
-    return info["metrics"], direct.run(make_scheduler(scheduler_name)).summary
+from tests.conftest import metrics_through_env
 
 
 @pytest.mark.parametrize("scheduler", ["vllm", "infermax", "sarathi"])
