@@ -97,36 +97,37 @@ class IntegerLinearCost:
     def _multiplier(self, count: int) -> int:
         return 0 if count == 0 else (self.mult_den if count == 1 else self.mult_num)
 
-    def batch_time(self, batch: Batch) -> int:
-        """The integer time of ``batch``, the exact value the CP-SAT model assigns to it."""
+    @staticmethod
+    def _batch_sums(batch: Batch) -> tuple[int, int, int, int, int, int]:
+        """(tokens, decodes, prefills, decode context total, sum of c * (c + 2m), cached total) as Python ints."""
         c, m = batch.prefill_new.tolist(), batch.prefill_cached.tolist()
         context = batch.decode_context.tolist()
-        n_dec, n_pre = len(context), len(c)
-        n_tokens = sum(c) + n_dec
+        quad = sum(ci * (ci + 2 * mi) for ci, mi in zip(c, m))
+        return sum(c) + len(context), len(context), len(c), sum(context), quad, sum(m)
+
+    def batch_time(self, batch: Batch) -> int:
+        """The integer time of ``batch``, the exact value the CP-SAT model assigns to it."""
+        n_tokens, n_dec, n_pre, context, quad, cached = self._batch_sums(batch)
         if n_tokens == 0:
             return 0
-        den = self.mult_den
-        quad = sum(ci * (ci + 2 * mi) for ci, mi in zip(c, m))
-        time = den * (self.k_ao * n_tokens + self.k_bo + self.k_sd * n_dec + self.k_sp * n_pre + self.k_mp * sum(m))
+        time = self.mult_den * (self.k_ao * n_tokens + self.k_bo + self.k_sd * n_dec + self.k_sp * n_pre
+                                + self.k_mp * cached)
         if n_dec:
-            time += self._multiplier(n_dec) * (self.k_ad * sum(context) + self.k_bd)
+            time += self._multiplier(n_dec) * (self.k_ad * context + self.k_bd)
         if n_pre:
             time += self._multiplier(n_pre) * (self.k_ap * quad + self.k_bp)
         return time
 
     def rounding_bound(self, batch: Batch) -> float:
         """Seconds by which :meth:`batch_time` x ``unit_seconds`` may differ from the float model on ``batch``."""
-        c, m = batch.prefill_new.tolist(), batch.prefill_cached.tolist()
-        context = batch.decode_context.tolist()
-        n_dec, n_pre = len(context), len(c)
-        n_tokens = sum(c) + n_dec
+        n_tokens, n_dec, n_pre, context, quad, cached = self._batch_sums(batch)
         if n_tokens == 0:
             return 0.0
-        weight = n_tokens + 1 + n_dec + n_pre + sum(m)
+        weight = n_tokens + 1 + n_dec + n_pre + cached
         if n_dec:
-            weight += self._multiplier(n_dec) / self.mult_den * (sum(context) + 1)
+            weight += self._multiplier(n_dec) / self.mult_den * (context + 1)
         if n_pre:
-            weight += self._multiplier(n_pre) / self.mult_den * (sum(ci * (ci + 2 * mi) for ci, mi in zip(c, m)) + 1)
+            weight += self._multiplier(n_pre) / self.mult_den * (quad + 1)
         return 0.5 * self.coefficient_unit * weight
 
     def min_prefill_batch_time(self) -> int:
