@@ -375,8 +375,7 @@ class Simulator:
         for i in evict_list:
             if i not in resident:
                 raise InfeasibleDecisionError(f"cannot evict request {i}: it holds no KV (not resident)")
-        kv = self.kv[evict]
-        return int(kv.sum() if self.config.block_size == 1 else self._blocks(kv).sum())
+        return int(self._blocks(self.kv[evict]).sum())
 
     def _check_runs(self, ids: np.ndarray, tokens: np.ndarray,
                     evict: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
