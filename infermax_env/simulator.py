@@ -276,9 +276,10 @@ class Simulator:
         ids, tokens, evict = decision.run_ids, decision.run_tokens, decision.evict_ids
         if self.done:
             raise InfeasibleDecisionError("the simulation is done: every request has finished or was rejected")
-        freed_blocks = self._check_evictions(evict)
+        lost = self._check_evictions(evict)
+        freed_blocks = sum(self._blocks(lost).tolist()) if len(evict) else 0
         if len(ids) == 0:
-            self._apply_evictions(evict)
+            self._apply_evictions(evict, lost, freed_blocks)
             return self._idle()
         total_tokens, kv_before, generated, need = self._check_runs(ids, tokens, evict)
         kv_after = kv_before + tokens
@@ -293,7 +294,7 @@ class Simulator:
                 f"({blocks_after} blocks of {self.config.block_size}) but M = {self.config.kv_capacity}; over by "
                 f"{(blocks_after - self.config.num_blocks) * self.config.block_size} tokens")
 
-        self._apply_evictions(evict)
+        self._apply_evictions(evict, lost, freed_blocks)
         decode = (generated > 0) & (need == 1)
         num_decodes = np.count_nonzero(decode)
         # An all-decode batch (most iterations) needs no masks: every run emits, none is new to the cache.
@@ -346,12 +347,16 @@ class Simulator:
         """Move waiting requests that run now (they hold no KV yet) to the resident set."""
         if not len(admitted):
             return
-        for i in admitted.tolist():
-            del self.waiting[i]
-            self.evicted_waiting.pop(i, None)
-            self.resident[i] = None
-        first_time = admitted[np.isnan(self.first_scheduled_time[admitted])]
-        self.first_scheduled_time[first_time] = now
+        admitted_list = admitted.tolist()
+        waiting, evicted = self.waiting, self.evicted_waiting
+        for i in admitted_list:
+            del waiting[i]
+        if evicted:
+            for i in admitted_list:
+                evicted.pop(i, None)
+        self.resident.update(dict.fromkeys(admitted_list))
+        # fmin keeps an earlier first-scheduled time (times never decrease) and fills the NaN of a first run.
+        self.first_scheduled_time[admitted] = np.fmin(self.first_scheduled_time[admitted], now)
 
     def _finish(self, finished: np.ndarray, now: float) -> None:
         kv_done = self.kv[finished]
@@ -365,17 +370,19 @@ class Simulator:
             del self.resident[i]
         self.num_done += len(finished)
 
-    def _check_evictions(self, evict: np.ndarray) -> int:
+    def _check_evictions(self, evict: np.ndarray) -> np.ndarray:
+        """Validate the evictions; returns the KV tokens each evicted request holds."""
         if len(evict) == 0:
-            return 0
+            return _NO_IDS
         evict_list = evict.tolist()
-        if len(set(evict_list)) != len(evict_list):
+        evict_set = set(evict_list)
+        if len(evict_set) != len(evict_list):
             raise InfeasibleDecisionError(f"evict_ids has duplicates: {evict_list}")
         resident = self.resident
-        for i in evict_list:
-            if i not in resident:
-                raise InfeasibleDecisionError(f"cannot evict request {i}: it holds no KV (not resident)")
-        return int(self._blocks(self.kv[evict]).sum())
+        if not resident.keys() >= evict_set:
+            bad = next(i for i in evict_list if i not in resident)
+            raise InfeasibleDecisionError(f"cannot evict request {bad}: it holds no KV (not resident)")
+        return self.kv[evict]
 
     def _check_runs(self, ids: np.ndarray, tokens: np.ndarray,
                     evict: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -384,52 +391,55 @@ class Simulator:
         if n > self.config.max_batch_size:
             raise InfeasibleDecisionError(
                 f"batch size exceeded: {n} requests run but max_batch_size = {self.config.max_batch_size}")
-        total = int(tokens.sum())
+        # Python lists: on batches of up to a few dozen requests, max/min/sum/set beat numpy's call overhead.
+        token_list = tokens.tolist()
+        total = sum(token_list)
         if total > self.config.token_budget:
             raise InfeasibleDecisionError(
                 f"token budget exceeded: {total} tokens but C = {self.config.token_budget}; over by "
                 f"{total - self.config.token_budget}")
-        # Viewed as unsigned, a negative id becomes huge, so one max() checks both bounds.
-        if ids.view(np.uint64).max() >= self._next_arrival:
-            bad = ids[(ids < 0) | (ids >= self._next_arrival)][0]
+        id_list = ids.tolist()
+        if min(id_list) < 0 or max(id_list) >= self._next_arrival:
+            bad = next(i for i in id_list if not 0 <= i < self._next_arrival)
             what = "does not exist" if not 0 <= bad < self.num_requests else \
                 f"has not arrived (arrives at {self.arrival[bad]:.6f} s, clock {self.clock:.6f} s)"
             raise InfeasibleDecisionError(f"cannot run request {bad}: it {what}")
-        # Strictly increasing ids (the common case) have no duplicates; only other orders need the set.
-        if n > 1 and np.count_nonzero(ids[1:] <= ids[:-1]) and len(set(ids.tolist())) != n:
-            raise InfeasibleDecisionError(f"run_ids has duplicates: {ids.tolist()}")
+        id_set = set(id_list)
+        if len(id_set) != n:
+            raise InfeasibleDecisionError(f"run_ids has duplicates: {id_list}")
         closed = self.closed[ids]
         if np.count_nonzero(closed):  # count_nonzero: much cheaper than .any() on small arrays
             bad = ids[closed][0]
             raise InfeasibleDecisionError(
                 f"cannot run request {bad}: it is {'rejected' if self.rejected[bad] else 'finished'}")
-        if len(evict):
-            both = set(evict.tolist()).intersection(ids.tolist())
-            if both:
-                raise InfeasibleDecisionError(f"request {min(both)} is both evicted and run in the same iteration")
+        if len(evict) and not id_set.isdisjoint(evict.tolist()):
+            both = id_set.intersection(evict.tolist())
+            raise InfeasibleDecisionError(f"request {min(both)} is both evicted and run in the same iteration")
         kv_before = self.kv[ids]
         generated = self.generated[ids]
         need = self.prompt_len[ids] + generated - kv_before
-        out_of_range = (tokens < 1) | (tokens > need)
-        if np.count_nonzero(out_of_range):
-            j = int(np.flatnonzero(out_of_range)[0])
+        too_many = tokens > need
+        if min(token_list) < 1 or np.count_nonzero(too_many):
+            j = int(np.flatnonzero((tokens < 1) | too_many)[0])
             raise InfeasibleDecisionError(
                 f"request {ids[j]} asked to compute {tokens[j]} tokens; it must compute between 1 and {need[j]} "
                 f"(prompt {self.prompt_len[ids[j]]}, generated {self.generated[ids[j]]}, KV {kv_before[j]})")
         return total, kv_before, generated, need
 
-    def _apply_evictions(self, evict: np.ndarray) -> None:
+    def _apply_evictions(self, evict: np.ndarray, lost: np.ndarray, freed_blocks: int) -> None:
+        """Drop the KV (``lost`` tokens, ``freed_blocks`` blocks) of the evicted requests; they wait again."""
         if len(evict) == 0:
             return
-        lost = self.kv[evict]
-        self.kv_blocks_used -= int(self._blocks(lost).sum())
+        self.kv_blocks_used -= freed_blocks
         self.recomputed_tokens[evict] += lost
         self.num_preemptions[evict] += 1
         self.kv[evict] = 0
-        for i in evict.tolist():
+        evict_list = evict.tolist()
+        for i in evict_list:
             del self.resident[i]
-            self.waiting[i] = None
-            self.evicted_waiting[i] = None
+        moved = dict.fromkeys(evict_list)
+        self.waiting.update(moved)
+        self.evicted_waiting.update(moved)
 
     def _idle(self) -> StepResult:
         """An empty batch: wait for the next arrival."""

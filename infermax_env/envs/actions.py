@@ -39,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import InfeasibleDecisionError
-from ..simulator import Decision, Simulator
+from ..simulator import _NO_IDS, Decision, Simulator
 from .observation import Window
 
 LEAVE, RUN, EVICT = 0, 1, 2
@@ -211,6 +211,12 @@ class SelectMode(ActionMode):
 
     name = "select"
 
+    def __init__(self, window: int, strict: bool):
+        super().__init__(window, strict)
+        self._groups = np.zeros((2, window), dtype=bool)  # scratch of _run_order
+        self._mask_key: tuple[int, int] | None = None
+        self._mask = np.zeros(0, dtype=bool)
+
     @property
     def space(self) -> gym.spaces.MultiDiscrete:
         return gym.spaces.MultiDiscrete(np.full(self.window, 3, dtype=np.int64))
@@ -220,16 +226,20 @@ class SelectMode(ActionMode):
         return 3 * self.window
 
     def mask(self, sim, win, pending=None):
-        mask = np.zeros((self.window, 3), dtype=bool)
-        mask[:, LEAVE] = True
-        mask[:, RUN] = win.valid
-        mask[:, EVICT] = win.resident
-        return mask.reshape(-1)
+        # The mask depends only on how many slots are filled and resident: built once per such pair.
+        key = (win.count, win.num_resident)
+        if key != self._mask_key:
+            mask = np.zeros((self.window, 3), dtype=bool)
+            mask[:, LEAVE] = True
+            mask[:, RUN] = win.valid
+            mask[:, EVICT] = win.resident
+            self._mask_key, self._mask = key, mask.reshape(-1)
+        return self._mask.copy()
 
     def act(self, action, sim, win, pending=None):
-        choice = _integer_array(action, (self.window,), self.name)
-        # count_nonzero of masks rather than .min()/.max()/.any(): far cheaper on K-sized arrays.
-        if np.count_nonzero((choice < LEAVE) | (choice > EVICT)):
+        choice = _integer_array(action, (self.window,), self.name).astype(np.int64, copy=False)
+        # Viewed as unsigned, a negative value becomes huge: one comparison checks both bounds.
+        if np.count_nonzero(choice.view(np.uint64) > EVICT):
             raise ValueError(f"select action values must be 0 (leave), 1 (run) or 2 (evict), got {choice.tolist()}")
         repairs = Repairs()
         evict = choice == EVICT
@@ -244,14 +254,21 @@ class SelectMode(ActionMode):
             evict[bad_evict] = False
             run[bad_run] = False
         evict_ids = win.ids[evict]
-        free = win.free_blocks + int(win.kv_blocks[evict].sum()) if len(evict_ids) else win.free_blocks
-        wanted = np.flatnonzero(run)
-        order = wanted[np.argsort(~win.decoding[wanted], kind="stable")]  # decodes first, slot order within
+        free = win.free_blocks + sum(win.kv_blocks[evict].tolist())
+        order = self._run_order(run, win.decoding)
         taken, tokens, _ = greedy_prefix(sim, win, order, sim.config.token_budget, free, sim.config.max_batch_size)
         repairs.dropped = len(order) - len(taken)
         if len(taken) == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
         return Decision(win.ids[taken], tokens, evict_ids), repairs
+
+    def _run_order(self, run: np.ndarray, decoding: np.ndarray) -> np.ndarray:
+        """The slots to run, decodes first, slot order within each group: the column indices of the nonzeros of
+        the (2, K) mask [run and decoding; run and not decoding], read row by row."""
+        groups = self._groups
+        np.logical_and(run, decoding, out=groups[0])
+        np.greater(run, decoding, out=groups[1])
+        return groups.nonzero()[1]
 
     def encode(self, decision, sim, win):
         action = np.zeros(self.window, dtype=np.int64)
@@ -292,10 +309,11 @@ class PriorityMode(ActionMode):
         order = np.argsort(-scores, kind="stable")
         cfg = sim.config
         taken, tokens, stop = greedy_prefix(sim, win, order, cfg.token_budget, win.free_blocks, cfg.max_batch_size)
-        evicted = np.zeros(self.window, dtype=bool)
+        evict_ids = _NO_IDS
         if stop < len(order):  # from the first run that does not fit whole on, evictions may make room
+            evicted = np.zeros(self.window, dtype=bool)
             taken, tokens = self._with_evictions(sim, win, order, stop, evicted)
-        evict_ids = win.ids[evicted]
+            evict_ids = win.ids[evicted]
         if len(taken) == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
         return Decision(win.ids[taken], np.asarray(tokens, dtype=np.int64), evict_ids), repairs

@@ -16,7 +16,7 @@ Scaling (every feature lies in [0, 1]):
 from __future__ import annotations
 
 import math
-from itertools import islice
+from itertools import filterfalse, islice
 
 import numpy as np
 
@@ -62,6 +62,9 @@ PREEMPTION_HORIZON = 100
 _NUM_LOG_FEATURES = REQUEST_INDEX["true_output_len"] + 1
 _IN_MEMORY, _DECODING, _IN_BATCH, _EVICT_PENDING = (REQUEST_INDEX[name] for name in (
     "in_memory", "decoding", "in_batch", "evict_pending"))
+_PROMPT_LEN, _TRUE_OUTPUT_LEN = REQUEST_INDEX["prompt_len"], REQUEST_INDEX["true_output_len"]
+_FIRST_DYNAMIC, _LAST_DYNAMIC = REQUEST_INDEX["tokens_computed"], REQUEST_INDEX["times_preempted"]
+assert REQUEST_INDEX["predicted_output_len"] == _LAST_DYNAMIC + 1
 
 
 class Window:
@@ -93,20 +96,18 @@ class Window:
     def refresh(self, sim: Simulator) -> "Window":
         """Fill the slots from ``sim``'s current state (see the module docstring for the order)."""
         size = self.size
-        resident = sim.resident_ids()
-        resident.sort()
-        num_resident = min(len(resident), size)
-        room = size - num_resident
-        waiting = _waiting_head(sim, room) if room and sim.waiting else resident[:0]
-        count = num_resident + len(waiting)
+        slot_ids = sorted(sim.resident)[:size]
+        num_resident = len(slot_ids)
+        if num_resident < size and sim.waiting:
+            slot_ids += _waiting_head(sim, size - num_resident)
+        count = len(slot_ids)
         ids, kv, need, decoding = self.ids, self.kv, self.need, self.decoding
         if count < self.count:
             ids[count:self.count] = -1
             kv[count:self.count] = 0
             need[count:self.count] = 0
             decoding[count:self.count] = False
-        ids[:num_resident] = resident[:num_resident]
-        ids[num_resident:count] = waiting
+        ids[:count] = slot_ids
         live = ids[:count]
         kv_live = kv[:count]
         kv_live[:] = sim.kv[live]
@@ -114,8 +115,10 @@ class Window:
         need_live = need[:count]
         np.subtract(sim.prompt_len[live] + generated, kv_live, out=need_live)
         np.logical_and(generated > 0, need_live == 1, out=decoding[:count])
-        np.less(self._slots, count, out=self.valid)
-        np.less(self._slots, num_resident, out=self.resident)
+        if count != self.count:
+            np.less(self._slots, count, out=self.valid)
+        if num_resident != self.num_resident:
+            np.less(self._slots, num_resident, out=self.resident)
         self.count = count
         self.num_resident = num_resident
         self.generated = generated
@@ -130,16 +133,16 @@ class Window:
         return self.num_waiting_total + self.num_resident_total - self.count
 
 
-def _waiting_head(sim: Simulator, count: int) -> np.ndarray:
+def _waiting_head(sim: Simulator, count: int) -> list[int]:
     """The first ``count`` waiting requests in arrival order. ``sim.waiting`` lists fresh arrivals in arrival
-    order with evicted requests re-appended; merging its first fresh ones with the sorted evicted ones suffices."""
+    order with evicted requests re-appended; merging its first fresh ones with the evicted ones suffices."""
     evicted = sim.evicted_waiting
     if not evicted:
-        return np.fromiter(islice(sim.waiting, count), dtype=np.int64)
-    fresh = np.fromiter(islice((r for r in sim.waiting if r not in evicted), count), dtype=np.int64)
-    merged = np.concatenate((fresh, np.fromiter(evicted, dtype=np.int64, count=len(evicted))))
-    merged.sort()
-    return merged[:count]
+        return list(islice(sim.waiting, count))
+    fresh = list(islice(filterfalse(evicted.__contains__, sim.waiting), count))
+    fresh += evicted
+    fresh.sort()  # fresh is already sorted and the evicted are few: cheap for timsort
+    return fresh[:count]
 
 
 class ObservationBuilder:
@@ -156,11 +159,17 @@ class ObservationBuilder:
         self.time_scale = 1.0 / math.log1p(TIME_HORIZON_UNITS)
         self.count_scale = 1.0 / math.log1p(COUNT_HORIZON)
         self.batch_slots = min(engine.max_batch_size, window)
-        self.log_scales = np.full((_NUM_LOG_FEATURES, 1), token_scale)
-        self.log_scales[REQUEST_INDEX["waiting_time"]] = self.time_scale
-        self.log_scales[REQUEST_INDEX["times_preempted"]] = 1.0 / math.log1p(PREEMPTION_HORIZON)
-        self._raw = np.zeros((_NUM_LOG_FEATURES, window))
+        self.token_scale = token_scale
+        # The per-step log features: tokens_computed .. times_preempted, and predicted_output_len with a
+        # predictor. prompt_len and true_output_len never change within an episode: scaled once per episode.
+        self._dynamic = slice(_FIRST_DYNAMIC, _LAST_DYNAMIC + 1 + (predictor is not None))
+        log_scales = np.full((_NUM_LOG_FEATURES, 1), token_scale)
+        log_scales[REQUEST_INDEX["waiting_time"]] = self.time_scale
+        log_scales[REQUEST_INDEX["times_preempted"]] = 1.0 / math.log1p(PREEMPTION_HORIZON)
+        self._dynamic_scales = log_scales[self._dynamic]
+        self._raw = np.zeros((self._dynamic.stop - self._dynamic.start, window))
         self._arrival_units = np.zeros(0)
+        self._prompt_feature = self._output_feature = np.zeros(0, dtype=np.float32)
         self._first_arrival = 0.0
 
     def scaled_time(self, seconds: float) -> float:
@@ -169,10 +178,17 @@ class ObservationBuilder:
     def scaled_count(self, count: int) -> float:
         return min(math.log1p(count) * self.count_scale, 1.0)
 
+    def scaled_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """float32 ``log1p(tokens) / log1p(M)`` clipped to 1, elementwise."""
+        return np.minimum(np.log1p(tokens.astype(np.float64)) * self.token_scale, 1.0).astype(np.float32)
+
     def start_episode(self, sim: Simulator) -> None:
-        """Per-episode constants: arrival times in time units, the first arrival time."""
+        """Per-episode constants: arrival times in time units, the first arrival time, the scaled prompt lengths
+        and (with the oracle) output lengths of every request."""
         self._arrival_units = sim.arrival / self.time_unit
         self._first_arrival = float(sim.arrival[0])
+        self._prompt_feature = self.scaled_tokens(sim.prompt_len)
+        self._output_feature = self.scaled_tokens(sim.output_len) if self.oracle else None
 
     def requests(self, sim: Simulator, win: Window, in_batch: np.ndarray | None = None,
                  evict_pending: np.ndarray | None = None) -> np.ndarray:
@@ -183,19 +199,23 @@ class ObservationBuilder:
         if n:
             live = win.ids[:n]
             kv = win.kv[:n]
-            raw = self._raw[:, :n]  # (log features, n) float64 scratch
-            raw[0] = sim.prompt_len[live]
-            np.add(kv, sim.recomputed_tokens[live], out=raw[1])
-            raw[2] = win.generated
-            np.subtract(win.need[:n], win.decoding[:n], out=raw[3])  # a decode needs 1: 0 prefill left
-            raw[4] = kv
-            np.subtract(sim.clock / self.time_unit, self._arrival_units[live], out=raw[5])
-            raw[6] = sim.num_preemptions[live]
-            raw[7] = self._predicted(sim, live) if self.predictor is not None else 0.0
-            raw[8] = sim.output_len[live] if self.oracle else 0.0
+            raw = self._raw[:, :n]  # (dynamic log features, n) float64 scratch, rows from _FIRST_DYNAMIC on
+            # Integer arithmetic first, then one conversion per row: cheaper than mixed-dtype ufunc outputs.
+            raw[0] = kv + sim.recomputed_tokens[live]
+            raw[1] = win.generated
+            raw[2] = win.need[:n] - win.decoding[:n]  # a decode needs 1: 0 prefill left
+            raw[3] = kv
+            np.subtract(sim.clock / self.time_unit, self._arrival_units[live], out=raw[4])
+            raw[5] = sim.num_preemptions[live]
+            if self.predictor is not None:
+                raw[6] = self._predicted(sim, live)
             np.log1p(raw, out=raw)
-            raw *= self.log_scales
-            np.minimum(raw, 1.0, out=out[:_NUM_LOG_FEATURES, :n])
+            raw *= self._dynamic_scales
+            np.minimum(raw, 1.0, out=raw)
+            out[self._dynamic, :n] = raw
+            out[_PROMPT_LEN, :n] = self._prompt_feature[live]
+            if self._output_feature is not None:
+                out[_TRUE_OUTPUT_LEN, :n] = self._output_feature[live]
             out[_IN_MEMORY, :win.num_resident] = 1.0
             out[_DECODING, :n] = win.decoding[:n]
         if in_batch is not None:
