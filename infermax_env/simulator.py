@@ -24,6 +24,7 @@ import heapq
 from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 import numpy as np
+from numba import njit
 
 from .batch import Batch
 from .cost.base import CostModel
@@ -34,8 +35,7 @@ from .workload import Workload
 if TYPE_CHECKING:
     from .metrics import RunMetrics
 
-_NO_IDS = np.zeros(0, dtype=np.int64)
-_NO_IDS.setflags(write=False)
+_NO_IDS = np.zeros(0, dtype=np.int64)  # left writable (it has no element to write): kernels take it like any array
 
 
 class Decision:
@@ -276,39 +276,17 @@ class Simulator:
         ids, tokens, evict = decision.run_ids, decision.run_tokens, decision.evict_ids
         if self.done:
             raise InfeasibleDecisionError("the simulation is done: every request has finished or was rejected")
-        lost = self._check_evictions(evict)
-        freed_blocks = sum(self._blocks(lost).tolist()) if len(evict) else 0
+        cfg = self.config
+        error, value, total_tokens, blocks_after = _check_decision(
+            ids, tokens, evict, self.kv, self.generated, self.prompt_len, self.closed, self._next_arrival,
+            cfg.max_batch_size, cfg.token_budget, cfg.block_size, cfg.num_blocks, self.kv_blocks_used)
+        if error:
+            self._raise_infeasible(error, value, decision, blocks_after)
         if len(ids) == 0:
-            self._apply_evictions(evict, lost, freed_blocks)
-            return self._idle()
-        total_tokens, kv_before, generated, need = self._check_runs(ids, tokens, evict)
-        kv_after = kv_before + tokens
-        if self.config.block_size == 1:
-            added_blocks = total_tokens
-        else:
-            added_blocks = int((self._blocks(kv_after) - self._blocks(kv_before)).sum())
-        blocks_after = self.kv_blocks_used - freed_blocks + added_blocks
-        if blocks_after > self.config.num_blocks:
-            raise InfeasibleDecisionError(
-                f"KV capacity exceeded: the iteration needs {blocks_after * self.config.block_size} KV tokens "
-                f"({blocks_after} blocks of {self.config.block_size}) but M = {self.config.kv_capacity}; over by "
-                f"{(blocks_after - self.config.num_blocks) * self.config.block_size} tokens")
-
-        self._apply_evictions(evict, lost, freed_blocks)
-        decode = (generated > 0) & (need == 1)
-        num_decodes = np.count_nonzero(decode)
-        # An all-decode batch (most iterations) needs no masks: every run emits, none is new to the cache.
-        all_decodes = num_decodes == len(ids)
-        if all_decodes:
-            batch = Batch(decode_context=kv_before)
-        else:
-            emits = tokens == need
-            if num_decodes == 0:
-                batch = Batch(tokens, kv_before, _NO_IDS, np.count_nonzero(emits))
-            else:
-                prefill = ~decode
-                batch = Batch(tokens[prefill], kv_before[prefill], kv_before[decode],
-                              np.count_nonzero(emits) - num_decodes)
+            return self._idle(evict)
+        decode, prefill_new, prefill_cached, decode_context, prefill_samples = _split_batch(
+            ids, tokens, self.kv, self.generated, self.prompt_len)
+        batch = Batch(prefill_new, prefill_cached, decode_context, prefill_samples)
         batch_time = self.cost_model.batch_time(batch)
         if not batch_time > 0:
             raise InfeasibleDecisionError(f"cost model returned a non-positive batch time {batch_time!r} for {batch}")
@@ -316,18 +294,16 @@ class Simulator:
         start = self.clock
         end = start + batch_time
         area = (len(self.waiting) + len(self.resident)) * batch_time
-        if all_decodes:
-            emitted, new_gen = ids, generated + 1
-        else:
-            self._admit_runs(ids[kv_before == 0], start)
-            emitted, new_gen = ids[emits], generated[emits] + 1
-            self.first_token_time[emitted[new_gen == 1]] = end
-        self.kv[ids] = kv_after
-        self.generated[emitted] = new_gen
-        finished = emitted[new_gen == self.output_len[emitted]]
-        self.kv_blocks_used = blocks_after
-        if len(finished):
-            self._finish(finished, end)
+        emitted, finished, admitted, finished_blocks = self._apply(ids, tokens, evict, start, end)
+        self.kv_blocks_used = blocks_after - finished_blocks
+        resident, waiting, evicted_waiting = self.resident, self.waiting, self.evicted_waiting
+        for i in admitted.tolist():
+            del waiting[i]
+            evicted_waiting.pop(i, None)
+            resident[i] = None
+        for i in finished.tolist():
+            del resident[i]
+        self.num_done += len(finished)
 
         self.num_iterations += 1
         self.total_batch_time += batch_time
@@ -343,106 +319,66 @@ class Simulator:
         self.total_latency_area += area
         return StepResult(batch, batch_time, 0.0, area, emitted, finished)
 
-    def _admit_runs(self, admitted: np.ndarray, now: float) -> None:
-        """Move waiting requests that run now (they hold no KV yet) to the resident set."""
-        if not len(admitted):
-            return
-        for i in admitted.tolist():
-            del self.waiting[i]
-            self.evicted_waiting.pop(i, None)
-            self.resident[i] = None
-        first_time = admitted[np.isnan(self.first_scheduled_time[admitted])]
-        self.first_scheduled_time[first_time] = now
-
-    def _finish(self, finished: np.ndarray, now: float) -> None:
-        kv_done = self.kv[finished]
-        self.kv_at_finish[finished] = kv_done
-        self.kv_blocks_used -= int(self._blocks(kv_done).sum())
-        self.kv[finished] = 0
-        self.finish_time[finished] = now
-        self.finished[finished] = True
-        self.closed[finished] = True
-        for i in finished.tolist():
-            del self.resident[i]
-        self.num_done += len(finished)
-
-    def _check_evictions(self, evict: np.ndarray) -> np.ndarray:
-        """Validate the evictions; returns the KV tokens each evicted request holds."""
-        if len(evict) == 0:
-            return _NO_IDS
-        evict_list = evict.tolist()
-        evict_set = set(evict_list)
-        if len(evict_set) != len(evict_list):
-            raise InfeasibleDecisionError(f"evict_ids has duplicates: {evict_list}")
-        resident = self.resident
-        if not resident.keys() >= evict_set:
-            bad = next(i for i in evict_list if i not in resident)
-            raise InfeasibleDecisionError(f"cannot evict request {bad}: it holds no KV (not resident)")
-        return self.kv[evict]
-
-    def _check_runs(self, ids: np.ndarray, tokens: np.ndarray,
-                    evict: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        """Validate the runs; returns (total tokens, KV before, generated, need) of the run ids."""
-        n = len(ids)
-        if n > self.config.max_batch_size:
-            raise InfeasibleDecisionError(
-                f"batch size exceeded: {n} requests run but max_batch_size = {self.config.max_batch_size}")
-        total = int(tokens.sum())
-        if total > self.config.token_budget:
-            raise InfeasibleDecisionError(
-                f"token budget exceeded: {total} tokens but C = {self.config.token_budget}; over by "
-                f"{total - self.config.token_budget}")
-        # Viewed as unsigned, a negative id becomes huge, so one max() checks both bounds.
-        if ids.view(np.uint64).max() >= self._next_arrival:
-            bad = ids[(ids < 0) | (ids >= self._next_arrival)][0]
-            what = "does not exist" if not 0 <= bad < self.num_requests else \
-                f"has not arrived (arrives at {self.arrival[bad]:.6f} s, clock {self.clock:.6f} s)"
-            raise InfeasibleDecisionError(f"cannot run request {bad}: it {what}")
-        # Strictly increasing ids (the common case) have no duplicates; only other orders need the set.
-        if n > 1 and np.count_nonzero(ids[1:] <= ids[:-1]) and len(set(ids.tolist())) != n:
-            raise InfeasibleDecisionError(f"run_ids has duplicates: {ids.tolist()}")
-        closed = self.closed[ids]
-        if np.count_nonzero(closed):  # count_nonzero: much cheaper than .any() on small arrays
-            bad = ids[closed][0]
-            raise InfeasibleDecisionError(
-                f"cannot run request {bad}: it is {'rejected' if self.rejected[bad] else 'finished'}")
+    def _apply(self, ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, start: float,
+               end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Apply checked evictions and runs to the request arrays and move the evicted requests to the waiting
+        queue; returns (emitted, finished, admitted ids, KV blocks the finished requests held)."""
+        emitted, finished, admitted, finished_blocks, freed_blocks = _apply_decision(
+            ids, tokens, evict, self.kv, self.generated, self.prompt_len, self.output_len,
+            self.recomputed_tokens, self.num_preemptions, self.first_scheduled_time, self.first_token_time,
+            self.finish_time, self.kv_at_finish, self.finished, self.closed, start, end, self.config.block_size)
         if len(evict):
-            both = set(evict.tolist()).intersection(ids.tolist())
-            if both:
-                raise InfeasibleDecisionError(f"request {min(both)} is both evicted and run in the same iteration")
-        kv_before = self.kv[ids]
-        generated = self.generated[ids]
-        need = self.prompt_len[ids] + generated - kv_before
-        out_of_range = (tokens < 1) | (tokens > need)
-        if np.count_nonzero(out_of_range):
-            j = int(np.flatnonzero(out_of_range)[0])
-            raise InfeasibleDecisionError(
-                f"request {ids[j]} asked to compute {tokens[j]} tokens; it must compute between 1 and {need[j]} "
-                f"(prompt {self.prompt_len[ids[j]]}, generated {self.generated[ids[j]]}, KV {kv_before[j]})")
-        return total, kv_before, generated, need
+            self.kv_blocks_used -= freed_blocks
+            evict_list = evict.tolist()
+            for i in evict_list:
+                del self.resident[i]
+            moved = dict.fromkeys(evict_list)
+            self.waiting.update(moved)
+            self.evicted_waiting.update(moved)
+        return emitted, finished, admitted, finished_blocks
 
-    def _apply_evictions(self, evict: np.ndarray, lost: np.ndarray, freed_blocks: int) -> None:
-        """Drop the KV (``lost`` tokens, ``freed_blocks`` blocks) of the evicted requests; they wait again."""
-        if len(evict) == 0:
-            return
-        self.kv_blocks_used -= freed_blocks
-        self.recomputed_tokens[evict] += lost
-        self.num_preemptions[evict] += 1
-        self.kv[evict] = 0
-        evict_list = evict.tolist()
-        for i in evict_list:
-            del self.resident[i]
-        moved = dict.fromkeys(evict_list)
-        self.waiting.update(moved)
-        self.evicted_waiting.update(moved)
+    def _raise_infeasible(self, error: int, value: int, decision: Decision, blocks_after: int) -> None:
+        """Raise the :class:`InfeasibleDecisionError` for ``_check_decision``'s ``error`` about ``value``."""
+        ids, tokens, evict = decision.run_ids, decision.run_tokens, decision.evict_ids
+        cfg = self.config
+        if error == _DUPLICATE_EVICTION:
+            message = f"evict_ids has duplicates: {evict.tolist()}"
+        elif error == _NOT_RESIDENT:
+            message = f"cannot evict request {value}: it holds no KV (not resident)"
+        elif error == _BATCH_SIZE:
+            message = f"batch size exceeded: {len(ids)} requests run but max_batch_size = {cfg.max_batch_size}"
+        elif error == _TOKEN_BUDGET:
+            message = (f"token budget exceeded: {value} tokens but C = {cfg.token_budget}; over by "
+                       f"{value - cfg.token_budget}")
+        elif error == _NOT_ARRIVED:
+            what = "does not exist" if not 0 <= value < self.num_requests else \
+                f"has not arrived (arrives at {self.arrival[value]:.6f} s, clock {self.clock:.6f} s)"
+            message = f"cannot run request {value}: it {what}"
+        elif error == _DUPLICATE_RUN:
+            message = f"run_ids has duplicates: {ids.tolist()}"
+        elif error == _CLOSED:
+            message = f"cannot run request {value}: it is {'rejected' if self.rejected[value] else 'finished'}"
+        elif error == _EVICTED_AND_RUN:
+            message = f"request {value} is both evicted and run in the same iteration"
+        elif error == _TOKEN_RANGE:
+            r = ids[value]
+            kv = self.kv[r]
+            message = (f"request {r} asked to compute {tokens[value]} tokens; it must compute between 1 and "
+                       f"{self.need(r)} (prompt {self.prompt_len[r]}, generated {self.generated[r]}, KV {kv})")
+        else:
+            message = (f"KV capacity exceeded: the iteration needs {blocks_after * cfg.block_size} KV tokens "
+                       f"({blocks_after} blocks of {cfg.block_size}) but M = {cfg.kv_capacity}; over by "
+                       f"{(blocks_after - cfg.num_blocks) * cfg.block_size} tokens")
+        raise InfeasibleDecisionError(message)
 
-    def _idle(self) -> StepResult:
-        """An empty batch: wait for the next arrival."""
+    def _idle(self, evict: np.ndarray) -> StepResult:
+        """An empty batch (after the checked evictions ``evict``): wait for the next arrival."""
         target = self.next_arrival_time
         if target == float("inf"):
             raise InfeasibleDecisionError(
                 f"empty decision with {len(self.waiting) + len(self.resident)} unfinished requests and no future "
                 f"arrivals: the simulation would never progress")
+        self._apply(_NO_IDS, _NO_IDS, evict, self.clock, self.clock)
         idle = target - self.clock
         area = (len(self.waiting) + len(self.resident)) * idle
         self.clock = target
@@ -504,3 +440,156 @@ class Simulator:
             if bar is not None:
                 bar.close()
         return compute_metrics(self)
+
+
+# ---- compiled kernels of the step ---------------------------------------------------------------------------
+# Error codes of _check_decision, in the order the constraints are checked (Simulator._raise_infeasible words
+# them).
+_DUPLICATE_EVICTION, _NOT_RESIDENT, _BATCH_SIZE, _TOKEN_BUDGET, _NOT_ARRIVED, _DUPLICATE_RUN, _CLOSED, \
+    _EVICTED_AND_RUN, _TOKEN_RANGE, _KV_CAPACITY = range(1, 11)
+
+
+@njit(cache=True)
+def _ceil_blocks(tokens: int, block_size: int) -> int:
+    """KV blocks holding ``tokens`` tokens."""
+    return -(-tokens // block_size)
+
+
+@njit(cache=True)
+def _has_duplicates(values: np.ndarray) -> bool:
+    # Strictly increasing values (the common case for run ids) need no sort.
+    if np.all(values[1:] > values[:-1]):
+        return False
+    ordered = np.sort(values)
+    return bool(np.any(ordered[1:] == ordered[:-1]))
+
+
+@njit(cache=True)
+def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: np.ndarray,
+                    generated: np.ndarray, prompt_len: np.ndarray, closed: np.ndarray, num_arrived: int,
+                    max_batch_size: int, token_budget: int, block_size: int, num_blocks: int,
+                    kv_blocks_used: int) -> tuple[int, int, int, int]:
+    """Check a decision against every constraint without changing anything.
+
+    Returns (error, value, total tokens, KV blocks in use after the iteration): ``error`` is 0 when feasible,
+    else the code of the first violated constraint and ``value`` the offending request id, position in
+    ``ids`` or token total. Resident requests are exactly those holding KV (``kv > 0``)."""
+    if _has_duplicates(evict):
+        return _DUPLICATE_EVICTION, 0, 0, 0
+    freed_blocks = 0
+    for r in evict:
+        if not 0 <= r < num_arrived or kv[r] == 0:
+            return _NOT_RESIDENT, r, 0, 0
+        freed_blocks += _ceil_blocks(kv[r], block_size)
+    if len(ids) == 0:
+        return 0, 0, 0, kv_blocks_used - freed_blocks
+    if len(ids) > max_batch_size:
+        return _BATCH_SIZE, 0, 0, 0
+    total = tokens.sum()
+    if total > token_budget:
+        return _TOKEN_BUDGET, total, 0, 0
+    for r in ids:
+        if not 0 <= r < num_arrived:
+            return _NOT_ARRIVED, r, 0, 0
+    if _has_duplicates(ids):
+        return _DUPLICATE_RUN, 0, 0, 0
+    for r in ids:
+        if closed[r]:
+            return _CLOSED, r, 0, 0
+    both = -1
+    for r in evict:
+        if (both == -1 or r < both) and np.any(ids == r):
+            both = r
+    if both != -1:
+        return _EVICTED_AND_RUN, both, 0, 0
+    added_blocks = 0
+    for j in range(len(ids)):
+        r = ids[j]
+        kv_before = kv[r]
+        if not 1 <= tokens[j] <= prompt_len[r] + generated[r] - kv_before:
+            return _TOKEN_RANGE, j, 0, 0
+        added_blocks += _ceil_blocks(kv_before + tokens[j], block_size) - _ceil_blocks(kv_before, block_size)
+    blocks_after = kv_blocks_used - freed_blocks + added_blocks
+    if blocks_after > num_blocks:
+        return _KV_CAPACITY, 0, total, blocks_after
+    return 0, 0, total, blocks_after
+
+
+@njit(cache=True)
+def _split_batch(ids: np.ndarray, tokens: np.ndarray, kv: np.ndarray, generated: np.ndarray,
+                 prompt_len: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The batch of checked runs: (which runs are decodes, prefill new tokens, prefill cached tokens, decode
+    contexts, prefill chunks that emit a token)."""
+    n = len(ids)
+    decode = np.empty(n, dtype=np.bool_)
+    num_decodes = 0
+    prefill_samples = 0
+    for j in range(n):
+        r = ids[j]
+        need = prompt_len[r] + generated[r] - kv[r]
+        decode[j] = generated[r] > 0 and need == 1
+        num_decodes += decode[j]
+        prefill_samples += not decode[j] and tokens[j] == need
+    prefill_new = np.empty(n - num_decodes, dtype=np.int64)
+    prefill_cached = np.empty(n - num_decodes, dtype=np.int64)
+    decode_context = np.empty(num_decodes, dtype=np.int64)
+    p = d = 0
+    for j in range(n):
+        if decode[j]:
+            decode_context[d] = kv[ids[j]]
+            d += 1
+        else:
+            prefill_new[p] = tokens[j]
+            prefill_cached[p] = kv[ids[j]]
+            p += 1
+    return decode, prefill_new, prefill_cached, decode_context, prefill_samples
+
+
+@njit(cache=True)
+def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: np.ndarray, generated: np.ndarray,
+                    prompt_len: np.ndarray, output_len: np.ndarray, recomputed_tokens: np.ndarray,
+                    num_preemptions: np.ndarray, first_scheduled_time: np.ndarray, first_token_time: np.ndarray,
+                    finish_time: np.ndarray, kv_at_finish: np.ndarray, finished: np.ndarray, closed: np.ndarray,
+                    start: float, end: float,
+                    block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Apply checked evictions, then runs from ``start`` to ``end``, to the request arrays.
+
+    Returns (ids that emitted a token, ids that finished, ids admitted to the cache, in run order; KV blocks
+    the finished requests held; KV blocks the evicted requests held)."""
+    freed_blocks = 0
+    for r in evict:
+        freed_blocks += _ceil_blocks(kv[r], block_size)
+        recomputed_tokens[r] += kv[r]
+        num_preemptions[r] += 1
+        kv[r] = 0
+    n = len(ids)
+    emitted = np.empty(n, dtype=np.int64)
+    done = np.empty(n, dtype=np.int64)
+    admitted = np.empty(n, dtype=np.int64)
+    num_emitted = num_done = num_admitted = finished_blocks = 0
+    for j in range(n):
+        r = ids[j]
+        kv_before = kv[r]
+        if kv_before == 0:
+            admitted[num_admitted] = r
+            num_admitted += 1
+            if np.isnan(first_scheduled_time[r]):
+                first_scheduled_time[r] = start
+        kv[r] = kv_before + tokens[j]
+        if tokens[j] != prompt_len[r] + generated[r] - kv_before:
+            continue
+        generated[r] += 1
+        emitted[num_emitted] = r
+        num_emitted += 1
+        if generated[r] == 1:
+            first_token_time[r] = end
+        if generated[r] == output_len[r]:
+            done[num_done] = r
+            num_done += 1
+            finished_blocks += _ceil_blocks(kv[r], block_size)
+            kv_at_finish[r] = kv[r]
+            kv[r] = 0
+            finish_time[r] = end
+            finished[r] = True
+            closed[r] = True
+    return emitted[:num_emitted], done[:num_done], admitted[:num_admitted], finished_blocks, freed_blocks

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+from numba import njit
 
 from ..errors import InfeasibleDecisionError
-from ..simulator import _NO_IDS, Decision, Simulator
+from ..simulator import Decision, Simulator, _ceil_blocks
 from .observation import Window
 
 LEAVE, RUN, EVICT = 0, 1, 2
@@ -78,36 +79,6 @@ def tokens_fitting(sim: Simulator, win: Window, slots: np.ndarray | int, free_bl
     """The most tokens each slot's request could add to its KV with ``free_blocks`` blocks free."""
     block = sim.config.block_size
     return (win.kv_blocks[slots] + free_blocks) * block - win.kv[slots]
-
-
-def greedy_prefix(sim: Simulator, win: Window, order: np.ndarray, budget: int, free_blocks: int,
-                  room: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Take runs in ``order`` with their full ``need`` while the budget, ``room`` batch places and memory allow;
-    the first that does not fit is chunked to what remains when it can take a token.
-
-    Returns (slots, tokens, stop) where ``stop`` is the position in ``order`` of the first run not taken whole
-    (``len(order)`` when all fit)."""
-    need = win.need[order]
-    cum_tokens = need.cumsum()  # the ndarray methods skip numpy's Python-level dispatch (this runs every step)
-    if sim.config.block_size == 1:  # blocks are tokens: one cumulative limit (need >= 1, so cum is increasing)
-        stop = int(cum_tokens.searchsorted(min(budget, free_blocks), side="right"))
-        cum_blocks = cum_tokens
-    else:
-        cum_blocks = np.cumsum(sim._blocks(win.kv[order] + need) - win.kv_blocks[order])
-        fits = (cum_tokens <= budget) & (cum_blocks <= free_blocks)
-        stop = int(np.argmin(fits)) if not fits.all() else len(order)
-    stop = min(stop, room)
-    if stop == len(order) or stop == room:
-        return order[:stop], need[:stop], stop
-    used_tokens = int(cum_tokens[stop - 1]) if stop else 0
-    used_blocks = int(cum_blocks[stop - 1]) if stop else 0
-    slot = order[stop]
-    chunk = min(int(need[stop]), budget - used_tokens, int(tokens_fitting(sim, win, slot, free_blocks - used_blocks)))
-    if chunk < 1:
-        return order[:stop], need[:stop], stop
-    tokens = need[:stop + 1].copy()
-    tokens[stop] = chunk
-    return order[:stop + 1], tokens, stop
 
 
 def livelock_decision(sim: Simulator, evict_ids: np.ndarray) -> Decision:
@@ -213,7 +184,6 @@ class SelectMode(ActionMode):
 
     def __init__(self, window: int, strict: bool):
         super().__init__(window, strict)
-        self._groups = np.zeros((2, window), dtype=bool)  # scratch of _run_order
         self._mask_key: tuple[int, int] | None = None
         self._mask = np.zeros(0, dtype=bool)
 
@@ -238,37 +208,24 @@ class SelectMode(ActionMode):
 
     def act(self, action, sim, win, pending=None):
         choice = _integer_array(action, (self.window,), self.name).astype(np.int64, copy=False)
-        # Viewed as unsigned, a negative value becomes huge: one comparison checks both bounds.
-        if np.count_nonzero(choice.view(np.uint64) > EVICT):
+        cfg = sim.config
+        run_ids, tokens, evict_ids, invalid, dropped = _select_batch(
+            choice, win.count, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.decoding,
+            win.free_blocks, cfg.block_size, cfg.token_budget, cfg.max_batch_size)
+        if invalid < 0:
             raise ValueError(f"select action values must be 0 (leave), 1 (run) or 2 (evict), got {choice.tolist()}")
         repairs = Repairs()
-        evict = choice == EVICT
-        run = choice == RUN
-        if np.count_nonzero(evict[win.num_resident:]) or np.count_nonzero(run[win.count:]):
-            bad_evict = np.flatnonzero(evict[win.num_resident:]) + win.num_resident
-            bad_run = np.flatnonzero(run[win.count:]) + win.count
-            repairs.invalid = len(bad_evict) + len(bad_run)
+        if invalid:
+            repairs.invalid = invalid
+            bad_evict = np.flatnonzero(choice[win.num_resident:] == EVICT) + win.num_resident
+            bad_run = np.flatnonzero(choice[win.count:] == RUN) + win.count
             self._reject(f"select action evicts non-resident slots {bad_evict.tolist()} and runs empty slots "
                          f"{bad_run.tolist()} (resident slots: 0..{win.num_resident - 1}, filled slots: "
                          f"0..{win.count - 1})")
-            evict[bad_evict] = False
-            run[bad_run] = False
-        evict_ids = win.ids[evict]
-        free = win.free_blocks + sum(win.kv_blocks[evict].tolist())
-        order = self._run_order(run, win.decoding)
-        taken, tokens, _ = greedy_prefix(sim, win, order, sim.config.token_budget, free, sim.config.max_batch_size)
-        repairs.dropped = len(order) - len(taken)
-        if len(taken) == 0:
+        repairs.dropped = dropped
+        if len(run_ids) == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
-        return Decision(win.ids[taken], tokens, evict_ids), repairs
-
-    def _run_order(self, run: np.ndarray, decoding: np.ndarray) -> np.ndarray:
-        """The slots to run, decodes first, slot order within each group: the column indices of the nonzeros of
-        the (2, K) mask [run and decoding; run and not decoding], read row by row."""
-        groups = self._groups
-        np.logical_and(run, decoding, out=groups[0])
-        np.greater(run, decoding, out=groups[1])
-        return groups.nonzero()[1]
+        return Decision(run_ids, tokens, evict_ids), repairs
 
     def encode(self, decision, sim, win):
         action = np.zeros(self.window, dtype=np.int64)
@@ -308,50 +265,12 @@ class PriorityMode(ActionMode):
             scores[nan] = -np.inf
         order = np.argsort(-scores, kind="stable")
         cfg = sim.config
-        taken, tokens, stop = greedy_prefix(sim, win, order, cfg.token_budget, win.free_blocks, cfg.max_batch_size)
-        evict_ids = _NO_IDS
-        if stop < len(order):  # from the first run that does not fit whole on, evictions may make room
-            evicted = np.zeros(self.window, dtype=bool)
-            taken, tokens = self._with_evictions(sim, win, order, stop, evicted)
-            evict_ids = win.ids[evicted]
-        if len(taken) == 0:
+        run_ids, tokens, evict_ids = _priority_batch(
+            order, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.free_blocks, cfg.block_size,
+            cfg.token_budget, cfg.max_batch_size)
+        if len(run_ids) == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
-        return Decision(win.ids[taken], np.asarray(tokens, dtype=np.int64), evict_ids), repairs
-
-    @staticmethod
-    def _with_evictions(sim: Simulator, win: Window, order: np.ndarray, start: int,
-                        evicted: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """The greedy from position ``start`` on, evicting lower-ranked residents for higher-ranked requests."""
-        cfg = sim.config
-        slots = order[:start].tolist()
-        tokens = win.need[order[:start]].tolist()
-        budget = cfg.token_budget - sum(tokens)
-        free = win.free_blocks - int((sim._blocks(win.kv[slots] + win.need[slots]) - win.kv_blocks[slots]).sum())
-        resident = win.resident
-        for position in range(start, len(order)):
-            if len(slots) >= cfg.max_batch_size or budget == 0:
-                break
-            slot = order[position]
-            if evicted[slot]:
-                continue
-            want = min(int(win.need[slot]), budget)
-            if tokens_fitting(sim, win, slot, free) < want:
-                victims = [s for s in order[position + 1:][::-1].tolist() if resident[s] and not evicted[s]]
-                gains = np.cumsum(win.kv_blocks[victims]) if victims else np.zeros(0, dtype=np.int64)
-                enough = np.flatnonzero(tokens_fitting(sim, win, slot, free + gains) >= want)
-                count = int(enough[0]) + 1 if len(enough) else (
-                    len(victims) if victims and tokens_fitting(sim, win, slot, free + int(gains[-1])) >= 1 else 0)
-                for victim in victims[:count]:
-                    evicted[victim] = True
-                    free += int(win.kv_blocks[victim])
-            chunk = min(want, int(tokens_fitting(sim, win, slot, free)))
-            if chunk < 1:
-                continue
-            slots.append(slot)
-            tokens.append(chunk)
-            budget -= chunk
-            free -= int(sim._blocks(win.kv[slot] + chunk) - win.kv_blocks[slot])
-        return np.asarray(slots, dtype=np.int64), tokens
+        return Decision(run_ids, tokens, evict_ids), repairs
 
     def encode(self, decision, sim, win):
         run_slots = self._window_slots(win, decision.run_ids, "run")
@@ -459,6 +378,134 @@ class SequentialMode(ActionMode):
         evicts = (self._window_slots(win, decision.evict_ids, "evict") + self.window).tolist()
         adds = self._window_slots(win, decision.run_ids, "run").tolist()
         return self._verify(evicts + adds + [self.launch], decision, sim, win)
+
+
+@njit(cache=True)
+def _greedy_prefix(order: np.ndarray, num_order: int, need: np.ndarray, kv: np.ndarray, kv_blocks: np.ndarray,
+                   block_size: int, budget: int, free_blocks: int, room: int) -> tuple[int, int, int, int]:
+    """Take the first ``num_order`` slots of ``order`` with their full ``need`` while the budget, ``room`` batch
+    places and memory allow; the first that does not fit is chunked to what remains when it can take a token.
+
+    Returns (stop, chunk, tokens used, blocks used): ``stop`` is the position in ``order`` of the first slot not
+    taken whole, ``chunk`` the tokens it takes (0: not taken); the totals count the whole runs only."""
+    used_tokens = used_blocks = stop = 0
+    limit = min(num_order, room)
+    while stop < limit:
+        slot = order[stop]
+        tokens = used_tokens + need[slot]
+        blocks = used_blocks + _ceil_blocks(kv[slot] + need[slot], block_size) - kv_blocks[slot]
+        if tokens > budget or blocks > free_blocks:
+            break
+        used_tokens, used_blocks = tokens, blocks
+        stop += 1
+    chunk = 0
+    if stop < limit:
+        slot = order[stop]
+        fitting = (kv_blocks[slot] + free_blocks - used_blocks) * block_size - kv[slot]
+        chunk = max(0, min(need[slot], budget - used_tokens, fitting))
+    return stop, chunk, used_tokens, used_blocks
+
+
+@njit(cache=True)
+def _select_batch(choice: np.ndarray, count: int, num_resident: int, ids: np.ndarray, need: np.ndarray,
+                  kv: np.ndarray, kv_blocks: np.ndarray, decoding: np.ndarray, free_blocks: int, block_size: int,
+                  budget: int, room: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The select mode's batch (see the module docstring): returns (run ids, tokens, evicted ids, masked
+    choices ignored, runs dropped); masked choices is -1 when a value is not 0, 1 or 2."""
+    size = len(choice)
+    empty = np.zeros(0, dtype=np.int64)
+    evict_ids = np.empty(size, dtype=np.int64)
+    num_evict = invalid = 0
+    for slot in range(size):
+        if not 0 <= choice[slot] <= EVICT:
+            return empty, empty, empty, -1, 0
+        if choice[slot] == EVICT:
+            if slot < num_resident:
+                evict_ids[num_evict] = ids[slot]
+                num_evict += 1
+                free_blocks += kv_blocks[slot]
+            else:
+                invalid += 1
+        elif choice[slot] == RUN and slot >= count:
+            invalid += 1
+    order = np.empty(count, dtype=np.int64)  # runs: decodes first, slot order within each group
+    num_order = 0
+    for decodes in (True, False):
+        for slot in range(count):
+            if choice[slot] == RUN and decoding[slot] == decodes:
+                order[num_order] = slot
+                num_order += 1
+    stop, chunk, _, _ = _greedy_prefix(order, num_order, need, kv, kv_blocks, block_size, budget, free_blocks, room)
+    taken = stop + (chunk > 0)
+    run_ids = np.empty(taken, dtype=np.int64)
+    tokens = np.empty(taken, dtype=np.int64)
+    for j in range(taken):
+        run_ids[j] = ids[order[j]]
+        tokens[j] = need[order[j]] if j < stop else chunk
+    return run_ids, tokens, evict_ids[:num_evict], invalid, num_order - taken
+
+
+@njit(cache=True)
+def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need: np.ndarray, kv: np.ndarray,
+                    kv_blocks: np.ndarray, free_blocks: int, block_size: int, budget: int,
+                    room: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The priority mode's batch for the slots in ``order`` (best first; see the module docstring): returns (run
+    ids, tokens, evicted ids). From the first slot that does not fit whole on, lower-ranked resident slots are
+    evicted (lowest first) to make room for higher-ranked ones."""
+    num_order = len(order)
+    slots = np.empty(num_order, dtype=np.int64)
+    tokens = np.empty(num_order, dtype=np.int64)
+    evicted = np.zeros(len(ids), dtype=np.bool_)
+    stop, chunk, used_tokens, used_blocks = _greedy_prefix(order, num_order, need, kv, kv_blocks, block_size,
+                                                           budget, free_blocks, room)
+    for j in range(stop):
+        slots[j] = order[j]
+        tokens[j] = need[order[j]]
+    taken = stop
+    budget_left = budget - used_tokens
+    free = free_blocks - used_blocks
+    for position in range(stop, num_order):
+        if taken >= room or budget_left == 0:
+            break
+        slot = order[position]
+        if evicted[slot]:
+            continue
+        want = min(need[slot], budget_left)
+        if (kv_blocks[slot] + free) * block_size - kv[slot] < want:
+            # Victims: resident slots ranked below this one, lowest first; evict the fewest that make room for
+            # ``want`` tokens, else all of them if that makes room for at least one.
+            gain = victims = 0
+            enough = False
+            for later in range(num_order - 1, position, -1):
+                victim = order[later]
+                if victim < num_resident and not evicted[victim]:
+                    gain += kv_blocks[victim]
+                    victims += 1
+                    if (kv_blocks[slot] + free + gain) * block_size - kv[slot] >= want:
+                        enough = True
+                        break
+            if not enough and (kv_blocks[slot] + free + gain) * block_size - kv[slot] < 1:
+                victims = 0
+            for later in range(num_order - 1, position, -1):
+                victim = order[later]
+                if victims == 0:
+                    break
+                if victim < num_resident and not evicted[victim]:
+                    evicted[victim] = True
+                    free += kv_blocks[victim]
+                    victims -= 1
+        chunk = min(want, (kv_blocks[slot] + free) * block_size - kv[slot])
+        if chunk < 1:
+            continue
+        slots[taken] = slot
+        tokens[taken] = chunk
+        taken += 1
+        budget_left -= chunk
+        free -= _ceil_blocks(kv[slot] + chunk, block_size) - kv_blocks[slot]
+    run_ids = np.empty(taken, dtype=np.int64)
+    for j in range(taken):
+        run_ids[j] = ids[slots[j]]
+    return run_ids, tokens[:taken], ids[evicted]
 
 
 ACTION_MODE_CLASSES: dict[str, type[ActionMode]] = {"select": SelectMode, "priority": PriorityMode,

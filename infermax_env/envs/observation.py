@@ -16,9 +16,9 @@ Scaling (every feature lies in [0, 1]):
 from __future__ import annotations
 
 import math
-from itertools import filterfalse, islice
 
 import numpy as np
+from numba import njit
 
 from ..batch import Batch
 from ..simulator import Simulator
@@ -76,7 +76,7 @@ class Window:
     """
 
     __slots__ = ("size", "ids", "count", "num_resident", "kv", "need", "decoding", "kv_blocks", "free_blocks",
-                 "generated", "num_waiting_total", "num_resident_total", "valid", "resident", "_slots")
+                 "generated", "num_waiting_total", "num_resident_total", "valid", "resident", "_slots", "_generated")
 
     def __init__(self, size: int):
         self.size = size
@@ -89,43 +89,28 @@ class Window:
         self.resident = np.zeros(size, dtype=bool)
         """(K,) bool: the slot holds a resident request."""
         self.kv_blocks = self.kv
-        self.generated = self.kv[:0]
+        self._generated = np.zeros(size, dtype=np.int64)
+        self.generated = self._generated[:0]
         self.count = self.num_resident = self.free_blocks = self.num_waiting_total = self.num_resident_total = 0
         self._slots = np.arange(size)
 
     def refresh(self, sim: Simulator) -> "Window":
         """Fill the slots from ``sim``'s current state (see the module docstring for the order)."""
-        size = self.size
-        slot_ids = sorted(sim.resident)[:size]
-        num_resident = len(slot_ids)
-        if num_resident < size and sim.waiting:
-            slot_ids += _waiting_head(sim, size - num_resident)
-        count = len(slot_ids)
-        ids, kv, need, decoding = self.ids, self.kv, self.need, self.decoding
-        if count < self.count:
-            ids[count:self.count] = -1
-            kv[count:self.count] = 0
-            need[count:self.count] = 0
-            decoding[count:self.count] = False
-        ids[:count] = slot_ids
-        live = ids[:count]
-        kv_live = kv[:count]
-        kv_live[:] = sim.kv[live]
-        generated = sim.generated[live]
-        need_live = need[:count]
-        np.subtract(sim.prompt_len[live] + generated, kv_live, out=need_live)
-        np.logical_and(generated > 0, need_live == 1, out=decoding[:count])
+        num_waiting, num_resident_total = len(sim.waiting), len(sim.resident)
+        count, num_resident = _fill_slots(sim.kv, sim.generated, sim.prompt_len, sim.closed, sim.num_arrived,
+                                          num_resident_total, num_waiting, self.ids, self.kv, self.need,
+                                          self.decoding, self._generated)
         if count != self.count:
             np.less(self._slots, count, out=self.valid)
         if num_resident != self.num_resident:
             np.less(self._slots, num_resident, out=self.resident)
         self.count = count
         self.num_resident = num_resident
-        self.generated = generated
-        self.kv_blocks = kv if sim.config.block_size == 1 else sim._blocks(kv)
+        self.generated = self._generated[:count]
+        self.kv_blocks = self.kv if sim.config.block_size == 1 else sim._blocks(self.kv)
         self.free_blocks = sim.config.num_blocks - sim.kv_blocks_used
-        self.num_waiting_total = len(sim.waiting)
-        self.num_resident_total = len(sim.resident)
+        self.num_waiting_total = num_waiting
+        self.num_resident_total = num_resident_total
         return self
 
     @property
@@ -133,16 +118,44 @@ class Window:
         return self.num_waiting_total + self.num_resident_total - self.count
 
 
-def _waiting_head(sim: Simulator, count: int) -> list[int]:
-    """The first ``count`` waiting requests in arrival order. ``sim.waiting`` lists fresh arrivals in arrival
-    order with evicted requests re-appended; merging its first fresh ones with the evicted ones suffices."""
-    evicted = sim.evicted_waiting
-    if not evicted:
-        return list(islice(sim.waiting, count))
-    fresh = list(islice(filterfalse(evicted.__contains__, sim.waiting), count))
-    fresh += evicted
-    fresh.sort()  # fresh is already sorted and the evicted are few: cheap for timsort
-    return fresh[:count]
+@njit(cache=True)
+def _fill_slots(kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray, closed: np.ndarray, num_arrived: int,
+                num_resident: int, num_waiting: int, ids: np.ndarray, slot_kv: np.ndarray, need: np.ndarray,
+                decoding: np.ndarray, slot_generated: np.ndarray) -> tuple[int, int]:
+    """Fill the slot arrays with the first resident requests by id, then the first waiting ones, padding the
+    rest (id -1, zeros); returns (filled slots, resident slots). Resident requests are the arrived ones holding
+    KV, waiting ones the arrived unfinished ones holding none; ids are in arrival order."""
+    size = len(ids)
+    count = 0
+    found = 0
+    for r in range(num_arrived):  # resident requests
+        if found == num_resident or count == size:
+            break
+        if kv[r] > 0:
+            ids[count] = r
+            count += 1
+            found += 1
+    slots_resident = count
+    found = 0
+    for r in range(num_arrived):  # waiting requests
+        if found == num_waiting or count == size:
+            break
+        if kv[r] == 0 and not closed[r]:
+            ids[count] = r
+            count += 1
+            found += 1
+    for slot in range(size):
+        if slot < count:
+            r = ids[slot]
+            slot_kv[slot] = kv[r]
+            slot_generated[slot] = generated[r]
+            need[slot] = prompt_len[r] + generated[r] - kv[r]
+            decoding[slot] = generated[r] > 0 and need[slot] == 1
+        else:
+            ids[slot] = -1
+            slot_kv[slot] = slot_generated[slot] = need[slot] = 0
+            decoding[slot] = False
+    return count, slots_resident
 
 
 class ObservationBuilder:
@@ -188,7 +201,8 @@ class ObservationBuilder:
         self._arrival_units = sim.arrival / self.time_unit
         self._first_arrival = float(sim.arrival[0])
         self._prompt_feature = self.scaled_tokens(sim.prompt_len)
-        self._output_feature = self.scaled_tokens(sim.output_len) if self.oracle else None
+        # Without the oracle the true output length feature stays 0.
+        self._output_feature = self.scaled_tokens(sim.output_len if self.oracle else np.zeros_like(sim.output_len))
 
     def requests(self, sim: Simulator, win: Window, in_batch: np.ndarray | None = None,
                  evict_pending: np.ndarray | None = None) -> np.ndarray:
@@ -197,27 +211,18 @@ class ObservationBuilder:
         out = np.zeros((len(REQUEST_FEATURES), self.window), dtype=np.float32)
         n = win.count
         if n:
-            live = win.ids[:n]
-            kv = win.kv[:n]
-            raw = self._raw[:, :n]  # (dynamic log features, n) float64 scratch, rows from _FIRST_DYNAMIC on
-            # Integer arithmetic first, then one conversion per row: cheaper than mixed-dtype ufunc outputs.
-            raw[0] = kv + sim.recomputed_tokens[live]
-            raw[1] = win.generated
-            raw[2] = win.need[:n] - win.decoding[:n]  # a decode needs 1: 0 prefill left
-            raw[3] = kv
-            np.subtract(sim.clock / self.time_unit, self._arrival_units[live], out=raw[4])
-            raw[5] = sim.num_preemptions[live]
+            raw = self._raw  # (dynamic log features, K) float64 scratch, rows from _FIRST_DYNAMIC on
+            _raw_dynamic_features(raw, n, win.ids, win.kv, win.generated, win.need, win.decoding,
+                                  sim.recomputed_tokens, sim.num_preemptions, self._arrival_units,
+                                  sim.clock / self.time_unit)
             if self.predictor is not None:
-                raw[6] = self._predicted(sim, live)
-            np.log1p(raw, out=raw)
-            raw *= self._dynamic_scales
-            np.minimum(raw, 1.0, out=raw)
-            out[self._dynamic, :n] = raw
-            out[_PROMPT_LEN, :n] = self._prompt_feature[live]
-            if self._output_feature is not None:
-                out[_TRUE_OUTPUT_LEN, :n] = self._output_feature[live]
-            out[_IN_MEMORY, :win.num_resident] = 1.0
-            out[_DECODING, :n] = win.decoding[:n]
+                raw[6, :n] = self._predicted(sim, win.ids[:n])
+            live = raw[:, :n]
+            np.log1p(live, out=live)
+            live *= self._dynamic_scales
+            np.minimum(live, 1.0, out=live)
+            _fill_request_features(out, raw, n, win.ids, win.num_resident, win.decoding, self._prompt_feature,
+                                   self._output_feature)
         if in_batch is not None:
             out[_IN_BATCH] = in_batch
             out[_EVICT_PENDING] = evict_pending
@@ -243,3 +248,33 @@ class ObservationBuilder:
             1.0 if next_arrival == math.inf else self.scaled_time(next_arrival - sim.clock),
             self.scaled_time(sim.clock - self._first_arrival), sim.num_done / sim.num_requests,
         ], dtype=np.float32)
+
+
+@njit(cache=True)
+def _raw_dynamic_features(raw: np.ndarray, n: int, ids: np.ndarray, kv: np.ndarray, generated: np.ndarray,
+                          need: np.ndarray, decoding: np.ndarray, recomputed_tokens: np.ndarray,
+                          num_preemptions: np.ndarray, arrival_units: np.ndarray, clock_units: float) -> None:
+    """Unscaled tokens_computed .. times_preempted of the first ``n`` slots into ``raw[:6, :n]``."""
+    for slot in range(n):
+        r = ids[slot]
+        raw[0, slot] = kv[slot] + recomputed_tokens[r]
+        raw[1, slot] = generated[slot]
+        raw[2, slot] = need[slot] - decoding[slot]  # a decode needs 1: 0 prefill left
+        raw[3, slot] = kv[slot]
+        raw[4, slot] = clock_units - arrival_units[r]
+        raw[5, slot] = num_preemptions[r]
+
+
+@njit(cache=True)
+def _fill_request_features(out: np.ndarray, scaled: np.ndarray, n: int, ids: np.ndarray, num_resident: int,
+                           decoding: np.ndarray, prompt_feature: np.ndarray, output_feature: np.ndarray) -> None:
+    """The (F, K) request features of the first ``n`` slots from the scaled dynamic rows (``scaled[:, :n]``) and
+    the per-episode prompt and output length features."""
+    for slot in range(n):
+        r = ids[slot]
+        out[_PROMPT_LEN, slot] = prompt_feature[r]
+        for row in range(scaled.shape[0]):
+            out[_FIRST_DYNAMIC + row, slot] = scaled[row, slot]
+        out[_TRUE_OUTPUT_LEN, slot] = output_feature[r]
+        out[_IN_MEMORY, slot] = 1.0 if slot < num_resident else 0.0
+        out[_DECODING, slot] = 1.0 if decoding[slot] else 0.0
