@@ -46,7 +46,7 @@ from .optimal_model import IntegerLinearCost, ScheduleInstance, ScheduleModel
 
 OBJECTIVES = ("latency", "gpu_time")
 HINT_COMPLETION_SECONDS = 10.0
-TWO_WORKER_SUBSOLVERS = ("no_lp", "max_lp")
+TWO_WORKER_SUBSOLVERS = ("max_lp",)
 TRUNCATED_TIME_SHARE = 0.5
 
 
@@ -239,9 +239,10 @@ def trivial_lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, obj
 
 def _solver(time_limit: float, workers: int, seed: int, log: bool,
             extra: Mapping[str, object] | None = None) -> cp_model.CpSolver:
-    """CP-SAT with explicit time limit, workers and seed. With two workers the search runs the ``no_lp`` and
-    ``max_lp`` full-problem subsolvers (pure propagation and search, plus a strong LP relaxation for the bound),
-    which proved optimality several times faster than the default two-worker portfolio on Tiny instances."""
+    """CP-SAT with explicit time limit, workers and seed. With two workers CP-SAT runs one full-problem subsolver
+    beside the first-solution and interleaved LNS workers; here it is ``max_lp`` (the strongest LP relaxation, which
+    carries the cuts of :class:`ScheduleModel` into the bound). The default portfolio's single full subsolver at two
+    workers is ``no_lp``, whose bound never leaves the initial domain on these models."""
     solver = cp_model.CpSolver()
     if workers == 2 and "subsolvers" not in (extra or {}):
         solver.parameters.subsolvers.extend(TWO_WORKER_SUBSOLVERS)
@@ -262,7 +263,7 @@ def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], t
     (propagation alone determines the rest) and copy the values by variable index. Adds no hint when ``time_limit``
     runs out first (the search then starts without one; the incumbent schedule is kept by the caller)."""
     fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon,
-                          truncated=schedule.truncated)
+                          truncated_bound=schedule.truncated_bound)
     fixed.fix_decisions(list(decisions))
     solver = _solver(time_limit, 1, seed, False)
     status = solver.solve(fixed.model)
@@ -367,7 +368,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
     while True:
         truncated = sound and horizon < bound
         schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction,
-                                 truncated=truncated)
+                                 truncated_bound=bound if truncated else None)
         remaining = time_limit - (time.perf_counter() - started)
         if len(search.decisions) <= horizon:
             relabelled = _relabel_identical(search.decisions, instance, search.finish_iteration)

@@ -14,9 +14,10 @@ eviction, ``runs``, ``emits``, ``decodes``). Every constraint mirrors a line of 
   ``sum(tokens) <= C``, ``#running <= max_batch_size``; a request finishing in ``t`` holds no KV after ``t``.
 * Iterations run back to back while any request is unfinished and are empty afterwards (offline workloads).
 
-With ``truncated=True`` the model is a relaxation of the problem for *any* number of iterations: requests may still
-be unfinished after the last of the ``T`` modelled iterations, and the objective then adds a lower bound on the cost
-of finishing them (:meth:`ScheduleModel.cost_to_go`). Every complete schedule, cut after ``T`` iterations, is a
+With ``truncated_bound=B`` (a sound bound on the iterations of some optimal schedule, ``B > T``) the model is a
+relaxation of the problem for *any* number of iterations: requests may still be unfinished after the last of the
+``T`` modelled iterations, and the objective then adds a lower bound on the cost of finishing them
+(:meth:`ScheduleModel.cost_to_go`). Every complete schedule, cut after ``T`` iterations, is a
 solution of it costing no more, so its optimum bounds the true optimum from below; a solution that finishes every
 request within ``T`` iterations is a real schedule at its true cost, so an optimal one that is complete is optimal
 for every horizon.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from itertools import combinations
 
 from ortools.sat.python import cp_model
 
@@ -38,6 +40,7 @@ from infermax_env.cost.linear import MULTI_KERNEL_FACTOR, LinearCostModel
 from infermax_env.simulator import Decision
 
 NANOSECOND = 1e-9
+ALL_SUBSET_CUTS_UP_TO = 10
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,11 @@ class ScheduleInstance:
             total += math.ceil((prompt + g) / self.token_budget) * max(prefill, decode)
         return total
 
+    def kv_area(self, r: int) -> int:
+        """KV tokens held summed over the iterations that emit ``r``'s tokens: ``I O + O (O - 1) / 2``."""
+        prompt, output = self.prompt_len[r], self.output_len[r]
+        return prompt * output + output * (output - 1) // 2
+
     def identical_groups(self) -> list[list[int]]:
         """Groups (size >= 2) of requests with equal prompt and output lengths."""
         groups: dict[tuple[int, int], list[int]] = {}
@@ -190,14 +198,17 @@ class ScheduleModel:
     """
 
     def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
-                 allow_eviction: bool = True, symmetry_breaking: bool = True, truncated: bool = False):
+                 allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None):
         if objective not in ("latency", "gpu_time"):
             raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
+        if truncated_bound is not None and truncated_bound <= horizon:
+            raise ValueError(f"truncated_bound {truncated_bound} must exceed the horizon {horizon}")
         self.instance = instance
         self.cost = cost
         self.objective_name = objective
         self.horizon = horizon
-        self.truncated = truncated
+        self.truncated_bound = truncated_bound
+        self.truncated = truncated_bound is not None
         self.model = cp_model.CpModel()
         self._add_request_state()
         self._add_eviction(allow_eviction)
@@ -206,7 +217,7 @@ class ScheduleModel:
         self._add_engine_limits()
         self._add_batch_time()
         self._add_objective()
-        if not truncated:
+        if not self.truncated:
             self._add_progress_bounds()
         self._add_energy_bounds()
         self._add_early_eviction()
@@ -397,7 +408,7 @@ class ScheduleModel:
         max_tokens = min(inst.token_budget, sum(full))
         self.time_upper = (den * (k.k_ao * max_tokens + k.k_bo + k.k_sd * n + k.k_sp * n + k.k_mp * max_context)
                            + k.mult_num * (k.k_ad * max_context + k.k_bd + k.k_ap * max_quad + k.k_bp))
-        self.time = []
+        self.time, self.has_prefill = [], []
         for t in self._iterations():
             n_dec = sum(self.decodes[t])
             n_pre = sum(self.runs[t]) - n_dec
@@ -423,54 +434,107 @@ class ScheduleModel:
             model.add(time >= k.min_batch_time() * self.active[t])
             self._add_batch_kind_cuts(t, has_dec, has_pre, time)
             self.time.append(time)
+            self.has_prefill.append(has_pre)
 
     def _add_batch_kind_cuts(self, t: int, has_dec: cp_model.IntVar, has_pre: cp_model.IntVar,
                              time: cp_model.IntVar) -> None:
-        """Redundant, for the LP: a decoding (prefilling) request makes ``has_dec`` (``has_pre``) true, and a batch
-        pays at least the fixed terms of each kind it holds (``den (k_bd + k_sd)`` for decodes,
-        ``den (k_ap + k_bp + k_sp)`` for prefill chunks: a chunk has ``c >= 1``) on top of its per-batch and
-        per-token linear terms."""
+        """Redundant, for the LP: a decoding (prefilling) request makes ``has_dec`` (``has_pre``) true, prefill
+        chunks total at most ``C * has_pre`` tokens, and a batch pays at least the fixed terms of each kind it holds
+        (``den (k_bd + k_sd)`` for decodes, ``den (k_ap + k_bp + k_sp)`` for prefill chunks: a chunk has ``c >= 1``)
+        on top of its per-batch and per-token linear terms."""
         model, k = self.model, self.cost
         for r in self._requests():
             model.add(has_dec >= self.decodes[t][r])
             model.add(has_pre >= self.runs[t][r] - self.decodes[t][r])
+        prefill_tokens = sum(self.tokens[t][r] - self.decodes[t][r] for r in self._requests())
+        model.add(prefill_tokens <= self.instance.token_budget * has_pre)
         model.add(time >= k.mult_den * (k.k_bo * self.active[t] + k.k_ao * sum(self.tokens[t])
                                         + (k.k_bd + k.k_sd) * has_dec + (k.k_ap + k.k_bp + k.k_sp) * has_pre))
 
     def _add_objective(self) -> None:
-        """``gpu_time``: the sum of batch times. ``latency``: sum of TTLT = sum over iterations of the batch time
-        times the requests unfinished during it (all arrive at time 0), each product exact via a multiplication
-        equality, with the McCormick inequality ``area >= time + t_min (alive - 1)`` as a linear cut. A truncated
-        model adds :meth:`cost_to_go`."""
-        model, n = self.model, self.instance.num_requests
+        """``gpu_time``: the sum of batch times. ``latency``: the sum of TTLT (all requests arrive at time 0), see
+        :meth:`_add_latency_parts`. A truncated model adds :meth:`cost_to_go`."""
         if self.objective_name == "gpu_time":
             self.objective = sum(self.time)
         else:
-            t_min = self.cost.min_batch_time()
-            self.area = []
-            for t in self._iterations():
-                unfinished = sum(self.alive[t])
-                area = model.new_int_var(0, self.time_upper * n, f"area[{t}]")
-                model.add_multiplication_equality(area, [self.time[t], unfinished])
-                model.add(area >= self.time[t] + t_min * (unfinished - 1))
-                model.add(area >= t_min * unfinished)
-                self.area.append(area)
-            self.objective = sum(self.area)
+            self._add_latency_parts()
+            self.objective = sum(sum(row) for row in self.latency_part)
         if self.truncated:
             self.objective += self.cost_to_go()
-        model.minimize(self.objective)
+        if self.objective_name == "latency":
+            self._add_completion_cuts()
+        self.model.minimize(self.objective)
+
+    def _add_latency_parts(self) -> None:
+        """``latency_part[t][r]`` = ``time[t]`` while ``r`` is unfinished before iteration ``t``, else 0: the TTLT of
+        ``r`` is the sum of its parts. Linear cuts for the LP: a part is at least ``t_min`` while ``r`` is
+        unfinished and at least ``t_prefill`` when a prefill chunk also runs (:meth:`IntegerLinearCost.min_batch_time`,
+        :meth:`~IntegerLinearCost.min_prefill_batch_time`), and the parts of an iteration sum to at least
+        ``time + t_min (unfinished - 1)`` (McCormick)."""
+        model = self.model
+        t_min, t_prefill = self.cost.min_batch_time(), self.cost.min_prefill_batch_time()
+        self.latency_part = []
+        for t in self._iterations():
+            row = []
+            for r in self._requests():
+                alive = self.alive[t][r]
+                part = model.new_int_var(0, self.time_upper, f"latency_part[{t},{r}]")
+                model.add(part == self.time[t]).only_enforce_if(alive)
+                model.add(part == 0).only_enforce_if(~alive)
+                model.add(part >= t_min * alive)
+                model.add(part >= t_prefill * (alive + self.has_prefill[t] - 1))
+                row.append(part)
+            model.add(sum(row) >= self.time[t] + t_min * (sum(self.alive[t]) - 1))
+            self.latency_part.append(row)
+
+    def _completion_iterations(self) -> list[cp_model.LinearExprT]:
+        """Per request, the iterations it stays unfinished (its completion, counted in iterations), the
+        iterations after the horizon included in a truncated model."""
+        completion = [sum(self.alive[t][r] for t in self._iterations()) for r in self._requests()]
+        if self.truncated:
+            completion = [c + after for c, after in zip(completion, self.after_horizon)]
+        return completion
+
+    def _completion_cut_sets(self) -> list[tuple[int, ...]]:
+        """Every non-empty subset of requests up to ``ALL_SUBSET_CUTS_UP_TO`` requests; beyond, the singletons, the
+        pairs and the prefixes of the requests ordered by KV area (the sets the shortest-first optima make tight)."""
+        inst = self.instance
+        requests = list(self._requests())
+        if inst.num_requests <= ALL_SUBSET_CUTS_UP_TO:
+            return [s for size in range(1, len(requests) + 1) for s in combinations(requests, size)]
+        by_area = sorted(requests, key=inst.kv_area)
+        prefixes = [tuple(sorted(by_area[:size])) for size in range(3, len(requests) + 1)]
+        return [(r,) for r in requests] + list(combinations(requests, 2)) + prefixes
+
+    def _add_completion_cuts(self) -> None:
+        """Redundant, for the LP (Queyranne-style, memory as the machine): the iteration emitting token ``g`` of
+        ``r`` holds ``I + g`` KV tokens, at most ``M`` in all per iteration. For a set ``S`` of requests with KV area
+        ``A = sum a_r`` (``a_r`` = :meth:`ScheduleInstance.kv_area`), packing that area into the earliest
+        iterations and adding the ``O - 1 - g`` iterations each token still needs after it gives
+        ``2 sum_S a_r C_r >= M k^2 + rho (2 k + 1) + sum_S sum_g (I + g)(2 (O - 1 - g) + 1)`` with
+        ``k, rho = divmod(A, M)`` and ``C_r`` the iterations ``r`` stays unfinished."""
+        inst, model = self.instance, self.model
+        completion = self._completion_iterations()
+        area = [inst.kv_area(r) for r in self._requests()]
+        tail = [sum((inst.prompt_len[r] + g) * (2 * (inst.output_len[r] - 1 - g) + 1)
+                    for g in range(inst.output_len[r])) for r in self._requests()]
+        for subset in self._completion_cut_sets():
+            full, rest = divmod(sum(area[r] for r in subset), inst.kv_capacity)
+            packed = inst.kv_capacity * full * full + rest * (2 * full + 1)
+            model.add(2 * sum(area[r] * completion[r] for r in subset) >= packed + sum(tail[r] for r in subset))
 
     def cost_to_go(self) -> cp_model.LinearExpr:
         """A lower bound on the cost of the iterations after the horizon. A request that has emitted ``g`` of its
         ``O`` tokens runs for at least ``O - g`` more iterations (one token per iteration), each costing at least
-        ``t_min`` and, for latency, counting it as unfinished; one that is not ready to decode (``kv < I + g - 1``
-        or no token yet) runs a prefill chunk in one of them, which costs at least ``t_prefill``
-        (:meth:`IntegerLinearCost.min_prefill_batch_time`). Latency: the sum of these per request; GPU time:
+        ``t_min``; one that is not ready to decode (``kv < I + g - 1`` or no token yet) runs a prefill chunk in one
+        of them, which costs at least ``t_prefill`` (:meth:`IntegerLinearCost.min_prefill_batch_time`).
+        Latency: ``t_min`` per iteration each request stays unfinished after the horizon (``after_horizon[r]``, at
+        least ``O - g``, at most ``truncated_bound - T``), plus the prefill excess per pending prefill. GPU time:
         ``t_min`` times the longest remainder, plus the prefill excess once if any request needs a prefill."""
         inst, model = self.instance, self.model
         t_min = self.cost.min_batch_time()
         prefill_excess = self.cost.min_prefill_batch_time() - t_min
-        last = self.horizon
+        last, beyond = self.horizon, self.truncated_bound - self.horizon
         remaining, pending = [], []
         for r in self._requests():
             remaining.append(inst.output_len[r] - self.generated[last][r])
@@ -481,7 +545,13 @@ class ScheduleModel:
             model.add(prefill >= self.alive[last][r] - ready)
             pending.append(prefill)
         if self.objective_name == "latency":
-            return t_min * sum(remaining) + prefill_excess * sum(pending)
+            self.after_horizon = []
+            for r in self._requests():
+                after = model.new_int_var(0, beyond, f"after_horizon[{r}]")
+                model.add(after >= remaining[r])
+                model.add(after <= beyond * self.alive[last][r])
+                self.after_horizon.append(after)
+            return t_min * sum(self.after_horizon) + prefill_excess * sum(pending)
         longest = model.new_int_var(0, max(inst.output_len), "remaining_iterations")
         model.add_max_equality(longest, remaining)
         any_prefill = model.new_bool_var("any_pending_prefill")
@@ -500,12 +570,13 @@ class ScheduleModel:
     def _add_energy_bounds(self) -> None:
         """Redundant: the emission of a request's ``(g+1)``-th token happens in an iteration where it holds
         ``I + g`` KV tokens, so by the end of iteration ``t`` its KV summed over iterations is at least
-        ``I * generated[t+1]``, and at least ``I O + O (O - 1) / 2`` once it has finished. Summed over requests this
-        is bounded by ``M`` per iteration (a memory energy cut), and the tokens computed by ``C`` per iteration."""
+        ``I * generated[t+1]``, and at least :meth:`ScheduleInstance.kv_area` once it has finished. Summed over
+        requests this is bounded by ``M`` per iteration (a memory energy cut), and the tokens computed by ``C`` per
+        iteration."""
         model, inst = self.model, self.instance
         for r in self._requests():
             prompt, output = inst.prompt_len[r], inst.output_len[r]
-            finished_area = prompt * output + output * (output - 1) // 2
+            finished_area = inst.kv_area(r)
             kv_area, computed = 0, 0
             for t in self._iterations():
                 kv_area += self.kv_peak[t][r]
@@ -515,9 +586,7 @@ class ScheduleModel:
                 model.add(kv_area >= finished_area * finished)
                 model.add(computed >= (prompt + output - 1) * finished)
         for t in self._iterations():
-            finished_area = sum((inst.prompt_len[r] * inst.output_len[r]
-                                 + inst.output_len[r] * (inst.output_len[r] - 1) // 2) * (1 - self.alive[t + 1][r])
-                                for r in self._requests())
+            finished_area = sum(inst.kv_area(r) * (1 - self.alive[t + 1][r]) for r in self._requests())
             model.add(finished_area <= inst.kv_capacity * (t + 1))
             finished_tokens = sum((inst.prompt_len[r] + inst.output_len[r] - 1) * (1 - self.alive[t + 1][r])
                                   for r in self._requests())
