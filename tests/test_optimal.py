@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from baselines import SCHEDULERS
+from ortools.sat.python import cp_model
+
 from baselines.optimal import ReplayScheduler, iteration_bound, solve_optimal
-from baselines.optimal_model import IntegerLinearCost, ScheduleInstance
+from baselines.optimal_model import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ScheduleInstance, ScheduleModel
 from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator, Workload,
                           WorkloadError, objective_value)
 from infermax_env.instances import TINY_ENGINE, tiny_setting
@@ -183,6 +185,48 @@ def test_iteration_bound_covers_the_hint_and_the_optimum():
         upper = round(result.objective / cost.unit_seconds)
         assert len(result.decisions) <= iteration_bound(instance, cost, objective, upper)
         assert len(result.decisions) <= result.num_iterations_bound
+
+
+@pytest.mark.parametrize("objective", ["latency", "gpu_time"])
+@pytest.mark.parametrize("num_requests", [5, ALL_SUBSET_CUTS_UP_TO + 2])
+def test_every_heuristic_schedule_satisfies_the_model_and_its_cuts(objective, num_requests):
+    """The redundant cuts must hold for every real schedule: each heuristic's schedule, fixed in the model, is a
+    solution at its integer cost, and its first iterations are a solution of the truncated model costing no more
+    (the KV-area completion cuts, the prefill cuts and the cost-to-go are all exercised)."""
+    setting = tiny_setting(num_requests)
+    workload = setting.sample(3)
+    cost = IntegerLinearCost.from_cost_model(setting.cost_model)
+    engine = setting.engine
+    instance = ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()),
+                                engine.kv_capacity, engine.token_budget, engine.max_batch_size)
+    schedules = {}
+    for name in ("vllm", "sarathi", "sort_prompt", "srpt", "mlfq"):
+        sim = Simulator(workload, setting.cost_model, engine)
+        sim.run(SCHEDULERS[name]())
+        schedules[name] = list(sim.log_decisions)
+    for name, decisions in schedules.items():
+        value = sum((1 if objective == "gpu_time" else unfinished) * cost.batch_time(step.batch)
+                    for unfinished, step in _replay_steps(workload, setting.cost_model, engine, decisions))
+        for horizon, truncated_bound in ((len(decisions), None), (len(decisions) // 2, len(decisions))):
+            schedule = ScheduleModel(instance, cost, objective, horizon, truncated_bound=truncated_bound)
+            schedule.fix_decisions(decisions[:horizon])
+            solver = cp_model.CpSolver()
+            solver.parameters.num_workers = 1
+            solver.parameters.max_time_in_seconds = 20
+            status = solver.solve(schedule.model)
+            assert status == cp_model.OPTIMAL, (name, horizon, solver.status_name(status))
+            if truncated_bound is None:
+                assert round(solver.objective_value) == value, name
+            else:
+                assert solver.objective_value <= value, name
+
+
+def _replay_steps(workload, cost_model, engine, decisions):
+    """(requests unfinished before the step, step result) for each decision, through a fresh simulator."""
+    sim = Simulator(workload, cost_model, engine)
+    for decision in decisions:
+        unfinished = len(sim.waiting) + len(sim.resident)
+        yield unfinished, sim.step(decision)
 
 
 @pytest.mark.parametrize("objective", ["latency", "gpu_time"])
