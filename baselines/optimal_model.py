@@ -468,9 +468,9 @@ class ScheduleModel:
     def _add_latency_parts(self) -> None:
         """``latency_part[t][r]`` = ``time[t]`` while ``r`` is unfinished before iteration ``t``, else 0: the TTLT of
         ``r`` is the sum of its parts. Linear cuts for the LP: a part is at least ``t_min`` while ``r`` is
-        unfinished and at least ``t_prefill`` when a prefill chunk also runs (:meth:`IntegerLinearCost.min_batch_time`,
-        :meth:`~IntegerLinearCost.min_prefill_batch_time`), and the parts of an iteration sum to at least
-        ``time + t_min (unfinished - 1)`` (McCormick)."""
+        unfinished, and at least ``t_prefill`` when ``r`` itself or any request runs a prefill chunk
+        (:meth:`IntegerLinearCost.min_batch_time`, :meth:`~IntegerLinearCost.min_prefill_batch_time`); the parts of
+        an iteration sum to at least ``time + t_min (unfinished - 1)`` (McCormick)."""
         model = self.model
         t_min, t_prefill = self.cost.min_batch_time(), self.cost.min_prefill_batch_time()
         self.latency_part = []
@@ -481,7 +481,8 @@ class ScheduleModel:
                 part = model.new_int_var(0, self.time_upper, f"latency_part[{t},{r}]")
                 model.add(part == self.time[t]).only_enforce_if(alive)
                 model.add(part == 0).only_enforce_if(~alive)
-                model.add(part >= t_min * alive)
+                own_prefill = self.runs[t][r] - self.decodes[t][r]
+                model.add(part >= t_min * alive + (t_prefill - t_min) * own_prefill)
                 model.add(part >= t_prefill * (alive + self.has_prefill[t] - 1))
                 row.append(part)
             model.add(sum(row) >= self.time[t] + t_min * (sum(self.alive[t]) - 1))
