@@ -283,7 +283,7 @@ class Simulator:
         if error:
             self._raise_infeasible(error, value, decision, blocks_after)
         if len(ids) == 0:
-            return self._idle(evict)
+            return self._idle(evict, blocks_after)
         decode, prefill_new, prefill_cached, decode_context, prefill_samples = _split_batch(
             ids, tokens, self.kv, self.generated, self.prompt_len)
         batch = Batch(prefill_new, prefill_cached, decode_context, prefill_samples)
@@ -294,17 +294,8 @@ class Simulator:
         start = self.clock
         end = start + batch_time
         area = (len(self.waiting) + len(self.resident)) * batch_time
-        emitted, finished, admitted, finished_blocks = self._apply(ids, tokens, evict, start, end)
+        emitted, finished, finished_blocks = self._apply(ids, tokens, evict, start, end)
         self.kv_blocks_used = blocks_after - finished_blocks
-        resident, waiting, evicted_waiting = self.resident, self.waiting, self.evicted_waiting
-        for i in admitted.tolist():
-            del waiting[i]
-            evicted_waiting.pop(i, None)
-            resident[i] = None
-        for i in finished.tolist():
-            del resident[i]
-        self.num_done += len(finished)
-
         self.num_iterations += 1
         self.total_batch_time += batch_time
         self.log_start.append(start)
@@ -320,22 +311,29 @@ class Simulator:
         return StepResult(batch, batch_time, 0.0, area, emitted, finished)
 
     def _apply(self, ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, start: float,
-               end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Apply checked evictions and runs to the request arrays and move the evicted requests to the waiting
-        queue; returns (emitted, finished, admitted ids, KV blocks the finished requests held)."""
-        emitted, finished, admitted, finished_blocks, freed_blocks = _apply_decision(
+               end: float) -> tuple[np.ndarray, np.ndarray, int]:
+        """Apply checked evictions, then runs from ``start`` to ``end``, to the request arrays and queues;
+        returns (ids that emitted a token, ids that finished, KV blocks the finished requests held)."""
+        emitted, finished, admitted, finished_blocks = _apply_decision(
             ids, tokens, evict, self.kv, self.generated, self.prompt_len, self.output_len,
             self.recomputed_tokens, self.num_preemptions, self.first_scheduled_time, self.first_token_time,
             self.finish_time, self.kv_at_finish, self.finished, self.closed, start, end, self.config.block_size)
+        resident, waiting, evicted_waiting = self.resident, self.waiting, self.evicted_waiting
         if len(evict):
-            self.kv_blocks_used -= freed_blocks
             evict_list = evict.tolist()
             for i in evict_list:
-                del self.resident[i]
+                del resident[i]
             moved = dict.fromkeys(evict_list)
-            self.waiting.update(moved)
-            self.evicted_waiting.update(moved)
-        return emitted, finished, admitted, finished_blocks
+            waiting.update(moved)
+            evicted_waiting.update(moved)
+        for i in admitted.tolist():
+            del waiting[i]
+            evicted_waiting.pop(i, None)
+            resident[i] = None
+        for i in finished.tolist():
+            del resident[i]
+        self.num_done += len(finished)
+        return emitted, finished, finished_blocks
 
     def _raise_infeasible(self, error: int, value: int, decision: Decision, blocks_after: int) -> None:
         """Raise the :class:`InfeasibleDecisionError` for ``_check_decision``'s ``error`` about ``value``."""
@@ -371,14 +369,16 @@ class Simulator:
                        f"{(blocks_after - cfg.num_blocks) * cfg.block_size} tokens")
         raise InfeasibleDecisionError(message)
 
-    def _idle(self, evict: np.ndarray) -> StepResult:
-        """An empty batch (after the checked evictions ``evict``): wait for the next arrival."""
+    def _idle(self, evict: np.ndarray, blocks_after: int) -> StepResult:
+        """An empty batch after the checked evictions ``evict`` (``blocks_after`` KV blocks left in use): wait
+        for the next arrival."""
         target = self.next_arrival_time
         if target == float("inf"):
             raise InfeasibleDecisionError(
                 f"empty decision with {len(self.waiting) + len(self.resident)} unfinished requests and no future "
                 f"arrivals: the simulation would never progress")
         self._apply(_NO_IDS, _NO_IDS, evict, self.clock, self.clock)
+        self.kv_blocks_used = blocks_after
         idle = target - self.clock
         area = (len(self.waiting) + len(self.resident)) * idle
         self.clock = target
@@ -551,14 +551,12 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
                     num_preemptions: np.ndarray, first_scheduled_time: np.ndarray, first_token_time: np.ndarray,
                     finish_time: np.ndarray, kv_at_finish: np.ndarray, finished: np.ndarray, closed: np.ndarray,
                     start: float, end: float,
-                    block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+                    block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Apply checked evictions, then runs from ``start`` to ``end``, to the request arrays.
 
     Returns (ids that emitted a token, ids that finished, ids admitted to the cache, in run order; KV blocks
-    the finished requests held; KV blocks the evicted requests held)."""
-    freed_blocks = 0
+    the finished requests held)."""
     for r in evict:
-        freed_blocks += _ceil_blocks(kv[r], block_size)
         recomputed_tokens[r] += kv[r]
         num_preemptions[r] += 1
         kv[r] = 0
@@ -592,4 +590,4 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
             finish_time[r] = end
             finished[r] = True
             closed[r] = True
-    return emitted[:num_emitted], done[:num_done], admitted[:num_admitted], finished_blocks, freed_blocks
+    return emitted[:num_emitted], done[:num_done], admitted[:num_admitted], finished_blocks

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Iterable, Sequence
 
 import numpy as np
+from numba import njit
 
 from ..batch import Batch
 from .base import CostModel
@@ -82,18 +83,15 @@ class LinearCostModel(CostModel):
         k = self.coefficients
         n_dec = len(batch.decode_context)
         n_pre = len(batch.prefill_new)
+        n_tokens, context_sum, prefill_sum, cached_sum = _batch_sums(batch.prefill_new, batch.prefill_cached,
+                                                                     batch.decode_context)
         attention = 0.0
-        n_tokens = n_dec
         if n_dec:
             mult = MULTI_KERNEL_FACTOR if n_dec > 1 else 1.0
-            attention += (k.a_d * int(batch.decode_context.sum()) + k.b_d) * mult + k.s_d * n_dec
+            attention += (k.a_d * context_sum + k.b_d) * mult + k.s_d * n_dec
         if n_pre:
-            c = batch.prefill_new
-            m = batch.prefill_cached
-            n_tokens += int(c.sum())
             mult = MULTI_KERNEL_FACTOR if n_pre > 1 else 1.0
-            attention += ((k.a_p * int(np.dot(c, c + 2 * m)) + k.b_p) * mult + k.s_p * n_pre
-                          + k.m_p * int(m.sum()))
+            attention += (k.a_p * prefill_sum + k.b_p) * mult + k.s_p * n_pre + k.m_p * cached_sum
         linear = k.a_o * n_tokens + k.b_o if n_tokens else 0.0
         return linear, attention
 
@@ -126,3 +124,18 @@ class LinearCostModel(CostModel):
         names = [f.name for f in fields(LinearCoefficients)]
         coefficients = replace(LLAMA3_70B_TP4, **{names[i]: float(v) for i, v in zip(used, solution)})
         return cls(coefficients, num_layers)
+
+
+@njit(cache=True)
+def _batch_sums(prefill_new: np.ndarray, prefill_cached: np.ndarray,
+                decode_context: np.ndarray) -> tuple[int, int, int, int]:
+    """(tokens in the batch, sum of decode contexts, sum of c * (c + 2 m), sum of m) for prefill chunks of ``c``
+    new tokens over ``m`` cached ones."""
+    n_tokens = len(decode_context)
+    prefill_sum = cached_sum = 0
+    for j in range(len(prefill_new)):
+        c, m = prefill_new[j], prefill_cached[j]
+        n_tokens += c
+        prefill_sum += c * (c + 2 * m)
+        cached_sum += m
+    return n_tokens, decode_context.sum(), prefill_sum, cached_sum

@@ -182,11 +182,6 @@ class SelectMode(ActionMode):
 
     name = "select"
 
-    def __init__(self, window: int, strict: bool):
-        super().__init__(window, strict)
-        self._mask_key: tuple[int, int] | None = None
-        self._mask = np.zeros(0, dtype=bool)
-
     @property
     def space(self) -> gym.spaces.MultiDiscrete:
         return gym.spaces.MultiDiscrete(np.full(self.window, 3, dtype=np.int64))
@@ -196,15 +191,7 @@ class SelectMode(ActionMode):
         return 3 * self.window
 
     def mask(self, sim, win, pending=None):
-        # The mask depends only on how many slots are filled and resident: built once per such pair.
-        key = (win.count, win.num_resident)
-        if key != self._mask_key:
-            mask = np.zeros((self.window, 3), dtype=bool)
-            mask[:, LEAVE] = True
-            mask[:, RUN] = win.valid
-            mask[:, EVICT] = win.resident
-            self._mask_key, self._mask = key, mask.reshape(-1)
-        return self._mask.copy()
+        return _select_mask(self.window, win.count, win.num_resident)
 
     def act(self, action, sim, win, pending=None):
         choice = _integer_array(action, (self.window,), self.name).astype(np.int64, copy=False)
@@ -404,6 +391,16 @@ def _greedy_prefix(order: np.ndarray, num_order: int, need: np.ndarray, kv: np.n
         fitting = (kv_blocks[slot] + free_blocks - used_blocks) * block_size - kv[slot]
         chunk = max(0, min(need[slot], budget - used_tokens, fitting))
     return stop, chunk, used_tokens, used_blocks
+
+
+@njit(cache=True)
+def _select_mask(window: int, count: int, num_resident: int) -> np.ndarray:
+    """The flattened (K, 3) select mask: leave is always allowed, run on filled slots, evict on resident ones."""
+    mask = np.zeros((window, 3), dtype=np.bool_)
+    mask[:, LEAVE] = True
+    mask[:count, RUN] = True
+    mask[:num_resident, EVICT] = True
+    return mask.reshape(-1)
 
 
 @njit(cache=True)

@@ -60,6 +60,7 @@ TIME_HORIZON_UNITS = 1e6
 COUNT_HORIZON = 10_000
 PREEMPTION_HORIZON = 100
 _NUM_LOG_FEATURES = REQUEST_INDEX["true_output_len"] + 1
+_NUM_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
 _IN_MEMORY, _DECODING, _IN_BATCH, _EVICT_PENDING = (REQUEST_INDEX[name] for name in (
     "in_memory", "decoding", "in_batch", "evict_pending"))
 _PROMPT_LEN, _TRUE_OUTPUT_LEN = REQUEST_INDEX["prompt_len"], REQUEST_INDEX["true_output_len"]
@@ -76,7 +77,7 @@ class Window:
     """
 
     __slots__ = ("size", "ids", "count", "num_resident", "kv", "need", "decoding", "kv_blocks", "free_blocks",
-                 "generated", "num_waiting_total", "num_resident_total", "valid", "resident", "_slots", "_generated")
+                 "generated", "num_waiting_total", "num_resident_total", "valid", "resident", "_generated")
 
     def __init__(self, size: int):
         self.size = size
@@ -92,18 +93,13 @@ class Window:
         self._generated = np.zeros(size, dtype=np.int64)
         self.generated = self._generated[:0]
         self.count = self.num_resident = self.free_blocks = self.num_waiting_total = self.num_resident_total = 0
-        self._slots = np.arange(size)
 
     def refresh(self, sim: Simulator) -> "Window":
         """Fill the slots from ``sim``'s current state (see the module docstring for the order)."""
         num_waiting, num_resident_total = len(sim.waiting), len(sim.resident)
         count, num_resident = _fill_slots(sim.kv, sim.generated, sim.prompt_len, sim.closed, sim.num_arrived,
                                           num_resident_total, num_waiting, self.ids, self.kv, self.need,
-                                          self.decoding, self._generated)
-        if count != self.count:
-            np.less(self._slots, count, out=self.valid)
-        if num_resident != self.num_resident:
-            np.less(self._slots, num_resident, out=self.resident)
+                                          self.decoding, self._generated, self.valid, self.resident)
         self.count = count
         self.num_resident = num_resident
         self.generated = self._generated[:count]
@@ -121,9 +117,10 @@ class Window:
 @njit(cache=True)
 def _fill_slots(kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray, closed: np.ndarray, num_arrived: int,
                 num_resident: int, num_waiting: int, ids: np.ndarray, slot_kv: np.ndarray, need: np.ndarray,
-                decoding: np.ndarray, slot_generated: np.ndarray) -> tuple[int, int]:
+                decoding: np.ndarray, slot_generated: np.ndarray, valid: np.ndarray,
+                resident: np.ndarray) -> tuple[int, int]:
     """Fill the slot arrays with the first resident requests by id, then the first waiting ones, padding the
-    rest (id -1, zeros); returns (filled slots, resident slots). Resident requests are the arrived ones holding
+    rest (id -1, zeros, not valid); returns (filled slots, resident slots). Resident requests are the arrived ones holding
     KV, waiting ones the arrived unfinished ones holding none; ids are in arrival order."""
     size = len(ids)
     count = 0
@@ -145,6 +142,8 @@ def _fill_slots(kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray, c
             count += 1
             found += 1
     for slot in range(size):
+        valid[slot] = slot < count
+        resident[slot] = slot < slots_resident
         if slot < count:
             r = ids[slot]
             slot_kv[slot] = kv[r]
@@ -176,7 +175,7 @@ class ObservationBuilder:
         # The per-step log features: tokens_computed .. times_preempted, and predicted_output_len with a
         # predictor. prompt_len and true_output_len never change within an episode: scaled once per episode.
         self._dynamic = slice(_FIRST_DYNAMIC, _LAST_DYNAMIC + 1 + (predictor is not None))
-        log_scales = np.full((_NUM_LOG_FEATURES, 1), token_scale)
+        log_scales = np.full(_NUM_LOG_FEATURES, token_scale)
         log_scales[REQUEST_INDEX["waiting_time"]] = self.time_scale
         log_scales[REQUEST_INDEX["times_preempted"]] = 1.0 / math.log1p(PREEMPTION_HORIZON)
         self._dynamic_scales = log_scales[self._dynamic]
@@ -184,12 +183,6 @@ class ObservationBuilder:
         self._arrival_units = np.zeros(0)
         self._prompt_feature = self._output_feature = np.zeros(0, dtype=np.float32)
         self._first_arrival = 0.0
-
-    def scaled_time(self, seconds: float) -> float:
-        return min(math.log1p(max(seconds, 0.0) / self.time_unit) * self.time_scale, 1.0)
-
-    def scaled_count(self, count: int) -> float:
-        return min(math.log1p(count) * self.count_scale, 1.0)
 
     def scaled_tokens(self, tokens: np.ndarray) -> np.ndarray:
         """float32 ``log1p(tokens) / log1p(M)`` clipped to 1, elementwise."""
@@ -219,10 +212,8 @@ class ObservationBuilder:
                 raw[6, :n] = self._predicted(sim, win.ids[:n])
             live = raw[:, :n]
             np.log1p(live, out=live)
-            live *= self._dynamic_scales
-            np.minimum(live, 1.0, out=live)
-            _fill_request_features(out, raw, n, win.ids, win.num_resident, win.decoding, self._prompt_feature,
-                                   self._output_feature)
+            _fill_request_features(out, raw, self._dynamic_scales, n, win.ids, win.num_resident, win.decoding,
+                                   self._prompt_feature, self._output_feature)
         if in_batch is not None:
             out[_IN_BATCH] = in_batch
             out[_EVICT_PENDING] = evict_pending
@@ -238,16 +229,31 @@ class ObservationBuilder:
         """(G,) float32 engine features; ``blocks_used``, ``budget_left`` and ``batch_count`` describe the batch
         being built (the committed state outside the sequential mode)."""
         cfg = sim.config
-        kv_used = blocks_used / cfg.num_blocks
-        next_arrival = sim.next_arrival_time
-        return np.array([
-            kv_used, 1.0 - kv_used, budget_left / cfg.token_budget,
-            min(max(cfg.max_batch_size - batch_count, 0) / self.batch_slots, 1.0),
-            self.scaled_count(win.num_waiting_total), self.scaled_count(win.num_resident_total),
-            self.scaled_count(win.num_beyond), self.scaled_count(sim.num_requests - sim.num_arrived),
-            1.0 if next_arrival == math.inf else self.scaled_time(next_arrival - sim.clock),
-            self.scaled_time(sim.clock - self._first_arrival), sim.num_done / sim.num_requests,
-        ], dtype=np.float32)
+        return _global_features(
+            blocks_used / cfg.num_blocks, budget_left / cfg.token_budget,
+            max(cfg.max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
+            win.num_resident_total, win.num_beyond, sim.num_requests - sim.num_arrived,
+            sim.next_arrival_time - sim.clock, sim.clock - self._first_arrival, sim.num_done / sim.num_requests,
+            self.time_unit, self.time_scale, self.count_scale)
+
+
+@njit(cache=True)
+def _global_features(kv_used: float, budget_left: float, batch_slots_left: float, num_waiting: int,
+                     num_resident: int, num_beyond: int, num_future: int, time_to_next_arrival: float, clock: float,
+                     finished: float, time_unit: float, time_scale: float, count_scale: float) -> np.ndarray:
+    """The (G,) float32 global features from their unscaled values (see GLOBAL_FEATURES)."""
+    out = np.empty(_NUM_GLOBAL_FEATURES, dtype=np.float32)
+    out[0] = kv_used
+    out[1] = 1.0 - kv_used
+    out[2] = budget_left
+    out[3] = min(batch_slots_left, 1.0)
+    for i, count in enumerate((num_waiting, num_resident, num_beyond, num_future)):
+        out[4 + i] = min(math.log1p(count) * count_scale, 1.0)
+    # An infinite time to the next arrival (none left) scales to 1.
+    for i, seconds in enumerate((time_to_next_arrival, clock)):
+        out[8 + i] = min(math.log1p(max(seconds, 0.0) / time_unit) * time_scale, 1.0)
+    out[10] = finished
+    return out
 
 
 @njit(cache=True)
@@ -266,15 +272,17 @@ def _raw_dynamic_features(raw: np.ndarray, n: int, ids: np.ndarray, kv: np.ndarr
 
 
 @njit(cache=True)
-def _fill_request_features(out: np.ndarray, scaled: np.ndarray, n: int, ids: np.ndarray, num_resident: int,
-                           decoding: np.ndarray, prompt_feature: np.ndarray, output_feature: np.ndarray) -> None:
-    """The (F, K) request features of the first ``n`` slots from the scaled dynamic rows (``scaled[:, :n]``) and
-    the per-episode prompt and output length features."""
+def _fill_request_features(out: np.ndarray, logs: np.ndarray, scales: np.ndarray, n: int, ids: np.ndarray,
+                           num_resident: int, decoding: np.ndarray, prompt_feature: np.ndarray,
+                           output_feature: np.ndarray) -> None:
+    """The (F, K) request features of the first ``n`` slots: the dynamic rows ``logs[:, :n]`` (log1p of the raw
+    values) times their ``scales`` clipped to 1, the per-episode prompt and output length features, the flags."""
     for slot in range(n):
         r = ids[slot]
         out[_PROMPT_LEN, slot] = prompt_feature[r]
-        for row in range(scaled.shape[0]):
-            out[_FIRST_DYNAMIC + row, slot] = scaled[row, slot]
+        for row in range(logs.shape[0]):
+            scaled = logs[row, slot] * scales[row]
+            out[_FIRST_DYNAMIC + row, slot] = 1.0 if scaled > 1.0 else scaled  # NaN stays NaN, as np.minimum
         out[_TRUE_OUTPUT_LEN, slot] = output_feature[r]
         out[_IN_MEMORY, slot] = 1.0 if slot < num_resident else 0.0
         out[_DECODING, slot] = 1.0 if decoding[slot] else 0.0
