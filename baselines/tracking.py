@@ -13,8 +13,7 @@ import numpy as np
 
 from infermax_env.simulator import Simulator
 
-NO_IDS = np.zeros(0, dtype=np.int64)
-NO_IDS.setflags(write=False)
+NO_IDS = np.zeros(0, dtype=np.int64)  # writable (it has no element to write): the simulator's kernels take it as is
 
 
 class StepEvents:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_EMPTY = np.zeros(0, dtype=np.int64)
-_EMPTY.setflags(write=False)
+_EMPTY = np.zeros(0, dtype=np.int64)  # writable (it has no element to write): cost model kernels take it as is
 
 
 class Batch:
