@@ -360,9 +360,8 @@ class Simulator:
             message = f"request {value} is both evicted and run in the same iteration"
         elif error == _TOKEN_RANGE:
             r = ids[value]
-            kv = self.kv[r]
             message = (f"request {r} asked to compute {tokens[value]} tokens; it must compute between 1 and "
-                       f"{self.need(r)} (prompt {self.prompt_len[r]}, generated {self.generated[r]}, KV {kv})")
+                       f"{self.need(r)} (prompt {self.prompt_len[r]}, generated {self.generated[r]}, KV {self.kv[r]})")
         else:
             message = (f"KV capacity exceeded: the iteration needs {blocks_after * cfg.block_size} KV tokens "
                        f"({blocks_after} blocks of {cfg.block_size}) but M = {cfg.kv_capacity}; over by "
@@ -457,11 +456,18 @@ def _ceil_blocks(tokens: int, block_size: int) -> int:
 
 @njit(cache=True)
 def _has_duplicates(values: np.ndarray) -> bool:
-    # Strictly increasing values (the common case for run ids) need no sort.
-    if np.all(values[1:] > values[:-1]):
+    increasing = True  # strictly increasing values (the common case) need no sort
+    for j in range(1, len(values)):
+        if values[j] <= values[j - 1]:
+            increasing = False
+            break
+    if increasing:
         return False
     ordered = np.sort(values)
-    return bool(np.any(ordered[1:] == ordered[:-1]))
+    for j in range(1, len(ordered)):
+        if ordered[j] == ordered[j - 1]:
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -498,8 +504,11 @@ def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
             return _CLOSED, r, 0, 0
     both = -1
     for r in evict:
-        if (both == -1 or r < both) and np.any(ids == r):
-            both = r
+        if both == -1 or r < both:
+            for run in ids:
+                if run == r:
+                    both = r
+                    break
     if both != -1:
         return _EVICTED_AND_RUN, both, 0, 0
     added_blocks = 0

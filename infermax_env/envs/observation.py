@@ -59,13 +59,13 @@ GLOBAL_INDEX = {name: i for i, name in enumerate(GLOBAL_FEATURES)}
 TIME_HORIZON_UNITS = 1e6
 COUNT_HORIZON = 10_000
 PREEMPTION_HORIZON = 100
-_NUM_LOG_FEATURES = REQUEST_INDEX["true_output_len"] + 1
 _NUM_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
-_IN_MEMORY, _DECODING, _IN_BATCH, _EVICT_PENDING = (REQUEST_INDEX[name] for name in (
-    "in_memory", "decoding", "in_batch", "evict_pending"))
-_PROMPT_LEN, _TRUE_OUTPUT_LEN = REQUEST_INDEX["prompt_len"], REQUEST_INDEX["true_output_len"]
-_FIRST_DYNAMIC, _LAST_DYNAMIC = REQUEST_INDEX["tokens_computed"], REQUEST_INDEX["times_preempted"]
-assert REQUEST_INDEX["predicted_output_len"] == _LAST_DYNAMIC + 1
+(_PROMPT_LEN, _TOKENS_COMPUTED, _TOKENS_GENERATED, _REMAINING_PREFILL, _RESIDENT_KV, _WAITING_TIME, _TIMES_PREEMPTED,
+ _PREDICTED_OUTPUT_LEN, _TRUE_OUTPUT_LEN, _IN_MEMORY, _DECODING, _IN_BATCH, _EVICT_PENDING) = (
+    REQUEST_INDEX[name] for name in (
+        "prompt_len", "tokens_computed", "tokens_generated", "remaining_prefill", "resident_kv", "waiting_time",
+        "times_preempted", "predicted_output_len", "true_output_len", "in_memory", "decoding", "in_batch",
+        "evict_pending"))
 
 
 class Window:
@@ -120,8 +120,8 @@ def _fill_slots(kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray, c
                 decoding: np.ndarray, slot_generated: np.ndarray, valid: np.ndarray,
                 resident: np.ndarray) -> tuple[int, int]:
     """Fill the slot arrays with the first resident requests by id, then the first waiting ones, padding the
-    rest (id -1, zeros, not valid); returns (filled slots, resident slots). Resident requests are the arrived ones holding
-    KV, waiting ones the arrived unfinished ones holding none; ids are in arrival order."""
+    rest (id -1, zeros, not valid); returns (filled slots, resident slots). Resident requests are the arrived
+    ones holding KV, waiting ones the arrived unfinished ones holding none; ids are in arrival order."""
     size = len(ids)
     count = 0
     found = 0
@@ -172,21 +172,15 @@ class ObservationBuilder:
         self.count_scale = 1.0 / math.log1p(COUNT_HORIZON)
         self.batch_slots = min(engine.max_batch_size, window)
         self.token_scale = token_scale
-        # The per-step log features: tokens_computed .. times_preempted, and predicted_output_len with a
-        # predictor. prompt_len and true_output_len never change within an episode: scaled once per episode.
-        self._dynamic = slice(_FIRST_DYNAMIC, _LAST_DYNAMIC + 1 + (predictor is not None))
-        log_scales = np.full(_NUM_LOG_FEATURES, token_scale)
-        log_scales[REQUEST_INDEX["waiting_time"]] = self.time_scale
-        log_scales[REQUEST_INDEX["times_preempted"]] = 1.0 / math.log1p(PREEMPTION_HORIZON)
-        self._dynamic_scales = log_scales[self._dynamic]
-        self._raw = np.zeros((self._dynamic.stop - self._dynamic.start, window))
+        self.preemption_scale = 1.0 / math.log1p(PREEMPTION_HORIZON)
+        self._no_predictions = np.zeros(window)
         self._arrival_units = np.zeros(0)
         self._prompt_feature = self._output_feature = np.zeros(0, dtype=np.float32)
         self._first_arrival = 0.0
 
     def scaled_tokens(self, tokens: np.ndarray) -> np.ndarray:
         """float32 ``log1p(tokens) / log1p(M)`` clipped to 1, elementwise."""
-        return np.minimum(np.log1p(tokens.astype(np.float64)) * self.token_scale, 1.0).astype(np.float32)
+        return _scaled_logs(tokens, self.token_scale)
 
     def start_episode(self, sim: Simulator) -> None:
         """Per-episode constants: arrival times in time units, the first arrival time, the scaled prompt lengths
@@ -204,16 +198,12 @@ class ObservationBuilder:
         out = np.zeros((len(REQUEST_FEATURES), self.window), dtype=np.float32)
         n = win.count
         if n:
-            raw = self._raw  # (dynamic log features, K) float64 scratch, rows from _FIRST_DYNAMIC on
-            _raw_dynamic_features(raw, n, win.ids, win.kv, win.generated, win.need, win.decoding,
-                                  sim.recomputed_tokens, sim.num_preemptions, self._arrival_units,
-                                  sim.clock / self.time_unit)
-            if self.predictor is not None:
-                raw[6, :n] = self._predicted(sim, win.ids[:n])
-            live = raw[:, :n]
-            np.log1p(live, out=live)
-            _fill_request_features(out, raw, self._dynamic_scales, n, win.ids, win.num_resident, win.decoding,
-                                   self._prompt_feature, self._output_feature)
+            predicted = self._no_predictions if self.predictor is None else self._predicted(sim, win.ids[:n])
+            _fill_request_features(out, n, win.ids, win.num_resident, win.kv, win.generated, win.need, win.decoding,
+                                   sim.recomputed_tokens, sim.num_preemptions, self._arrival_units,
+                                   sim.clock / self.time_unit, predicted, self.predictor is not None,
+                                   self._prompt_feature, self._output_feature, self.token_scale, self.time_scale,
+                                   self.preemption_scale)
         if in_batch is not None:
             out[_IN_BATCH] = in_batch
             out[_EVICT_PENDING] = evict_pending
@@ -238,6 +228,22 @@ class ObservationBuilder:
 
 
 @njit(cache=True)
+def _scaled_log(value: float, scale: float) -> float:
+    """``log1p(value) * scale`` clipped to 1 (NaN stays NaN, as with np.minimum): every log-scaled feature."""
+    scaled = math.log1p(value) * scale
+    return 1.0 if scaled > 1.0 else scaled
+
+
+@njit(cache=True)
+def _scaled_logs(values: np.ndarray, scale: float) -> np.ndarray:
+    """float32 :func:`_scaled_log` of each value."""
+    out = np.empty(len(values), dtype=np.float32)
+    for i in range(len(values)):
+        out[i] = _scaled_log(values[i], scale)
+    return out
+
+
+@njit(cache=True)
 def _global_features(kv_used: float, budget_left: float, batch_slots_left: float, num_waiting: int,
                      num_resident: int, num_beyond: int, num_future: int, time_to_next_arrival: float, clock: float,
                      finished: float, time_unit: float, time_scale: float, count_scale: float) -> np.ndarray:
@@ -248,41 +254,34 @@ def _global_features(kv_used: float, budget_left: float, batch_slots_left: float
     out[2] = budget_left
     out[3] = min(batch_slots_left, 1.0)
     for i, count in enumerate((num_waiting, num_resident, num_beyond, num_future)):
-        out[4 + i] = min(math.log1p(count) * count_scale, 1.0)
+        out[4 + i] = _scaled_log(count, count_scale)
     # An infinite time to the next arrival (none left) scales to 1.
     for i, seconds in enumerate((time_to_next_arrival, clock)):
-        out[8 + i] = min(math.log1p(max(seconds, 0.0) / time_unit) * time_scale, 1.0)
+        out[8 + i] = _scaled_log(max(seconds, 0.0) / time_unit, time_scale)
     out[10] = finished
     return out
 
 
 @njit(cache=True)
-def _raw_dynamic_features(raw: np.ndarray, n: int, ids: np.ndarray, kv: np.ndarray, generated: np.ndarray,
-                          need: np.ndarray, decoding: np.ndarray, recomputed_tokens: np.ndarray,
-                          num_preemptions: np.ndarray, arrival_units: np.ndarray, clock_units: float) -> None:
-    """Unscaled tokens_computed .. times_preempted of the first ``n`` slots into ``raw[:6, :n]``."""
-    for slot in range(n):
-        r = ids[slot]
-        raw[0, slot] = kv[slot] + recomputed_tokens[r]
-        raw[1, slot] = generated[slot]
-        raw[2, slot] = need[slot] - decoding[slot]  # a decode needs 1: 0 prefill left
-        raw[3, slot] = kv[slot]
-        raw[4, slot] = clock_units - arrival_units[r]
-        raw[5, slot] = num_preemptions[r]
-
-
-@njit(cache=True)
-def _fill_request_features(out: np.ndarray, logs: np.ndarray, scales: np.ndarray, n: int, ids: np.ndarray,
-                           num_resident: int, decoding: np.ndarray, prompt_feature: np.ndarray,
-                           output_feature: np.ndarray) -> None:
-    """The (F, K) request features of the first ``n`` slots: the dynamic rows ``logs[:, :n]`` (log1p of the raw
-    values) times their ``scales`` clipped to 1, the per-episode prompt and output length features, the flags."""
+def _fill_request_features(out: np.ndarray, n: int, ids: np.ndarray, num_resident: int, kv: np.ndarray,
+                           generated: np.ndarray, need: np.ndarray, decoding: np.ndarray,
+                           recomputed_tokens: np.ndarray, num_preemptions: np.ndarray, arrival_units: np.ndarray,
+                           clock_units: float, predicted: np.ndarray, with_predictions: bool,
+                           prompt_feature: np.ndarray, output_feature: np.ndarray, token_scale: float,
+                           time_scale: float, preemption_scale: float) -> None:
+    """The (F, K) request features of the first ``n`` slots from the window's arrays, all but the sequential
+    mode's in_batch and evict_pending."""
     for slot in range(n):
         r = ids[slot]
         out[_PROMPT_LEN, slot] = prompt_feature[r]
-        for row in range(logs.shape[0]):
-            scaled = logs[row, slot] * scales[row]
-            out[_FIRST_DYNAMIC + row, slot] = 1.0 if scaled > 1.0 else scaled  # NaN stays NaN, as np.minimum
+        out[_TOKENS_COMPUTED, slot] = _scaled_log(kv[slot] + recomputed_tokens[r], token_scale)
+        out[_TOKENS_GENERATED, slot] = _scaled_log(generated[slot], token_scale)
+        out[_REMAINING_PREFILL, slot] = _scaled_log(need[slot] - decoding[slot], token_scale)  # decodes: 0
+        out[_RESIDENT_KV, slot] = _scaled_log(kv[slot], token_scale)
+        out[_WAITING_TIME, slot] = _scaled_log(clock_units - arrival_units[r], time_scale)
+        out[_TIMES_PREEMPTED, slot] = _scaled_log(num_preemptions[r], preemption_scale)
+        if with_predictions:
+            out[_PREDICTED_OUTPUT_LEN, slot] = _scaled_log(predicted[slot], token_scale)
         out[_TRUE_OUTPUT_LEN, slot] = output_feature[r]
         out[_IN_MEMORY, slot] = 1.0 if slot < num_resident else 0.0
         out[_DECODING, slot] = 1.0 if decoding[slot] else 0.0
