@@ -368,6 +368,12 @@ class SequentialMode(ActionMode):
 
 
 @njit(cache=True)
+def _fitting(kv_blocks: int, kv: int, free_blocks: int, block_size: int) -> int:
+    """:func:`tokens_fitting` of one slot holding ``kv`` tokens in ``kv_blocks`` blocks."""
+    return (kv_blocks + free_blocks) * block_size - kv
+
+
+@njit(cache=True)
 def _greedy_prefix(order: np.ndarray, num_order: int, need: np.ndarray, kv: np.ndarray, kv_blocks: np.ndarray,
                    block_size: int, budget: int, free_blocks: int, room: int) -> tuple[int, int, int, int]:
     """Take the first ``num_order`` slots of ``order`` with their full ``need`` while the budget, ``room`` batch
@@ -388,7 +394,7 @@ def _greedy_prefix(order: np.ndarray, num_order: int, need: np.ndarray, kv: np.n
     chunk = 0
     if stop < limit:
         slot = order[stop]
-        fitting = (kv_blocks[slot] + free_blocks - used_blocks) * block_size - kv[slot]
+        fitting = _fitting(kv_blocks[slot], kv[slot], free_blocks - used_blocks, block_size)
         chunk = max(0, min(need[slot], budget - used_tokens, fitting))
     return stop, chunk, used_tokens, used_blocks
 
@@ -453,8 +459,8 @@ def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need:
     slots = np.empty(num_order, dtype=np.int64)
     tokens = np.empty(num_order, dtype=np.int64)
     evicted = np.zeros(len(ids), dtype=np.bool_)
-    stop, chunk, used_tokens, used_blocks = _greedy_prefix(order, num_order, need, kv, kv_blocks, block_size,
-                                                           budget, free_blocks, room)
+    stop, _, used_tokens, used_blocks = _greedy_prefix(order, num_order, need, kv, kv_blocks, block_size, budget,
+                                                       free_blocks, room)
     for j in range(stop):
         slots[j] = order[j]
         tokens[j] = need[order[j]]
@@ -468,7 +474,7 @@ def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need:
         if evicted[slot]:
             continue
         want = min(need[slot], budget_left)
-        if (kv_blocks[slot] + free) * block_size - kv[slot] < want:
+        if _fitting(kv_blocks[slot], kv[slot], free, block_size) < want:
             # Victims: resident slots ranked below this one, lowest first; evict the fewest that make room for
             # ``want`` tokens, else all of them if that makes room for at least one.
             gain = victims = 0
@@ -478,10 +484,10 @@ def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need:
                 if victim < num_resident and not evicted[victim]:
                     gain += kv_blocks[victim]
                     victims += 1
-                    if (kv_blocks[slot] + free + gain) * block_size - kv[slot] >= want:
+                    if _fitting(kv_blocks[slot], kv[slot], free + gain, block_size) >= want:
                         enough = True
                         break
-            if not enough and (kv_blocks[slot] + free + gain) * block_size - kv[slot] < 1:
+            if not enough and _fitting(kv_blocks[slot], kv[slot], free + gain, block_size) < 1:
                 victims = 0
             for later in range(num_order - 1, position, -1):
                 victim = order[later]
@@ -491,7 +497,7 @@ def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need:
                     evicted[victim] = True
                     free += kv_blocks[victim]
                     victims -= 1
-        chunk = min(want, (kv_blocks[slot] + free) * block_size - kv[slot])
+        chunk = min(want, _fitting(kv_blocks[slot], kv[slot], free, block_size))
         if chunk < 1:
             continue
         slots[taken] = slot
