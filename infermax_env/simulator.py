@@ -456,6 +456,7 @@ def _ceil_blocks(tokens: int, block_size: int) -> int:
 
 @njit(cache=True)
 def _has_duplicates(values: np.ndarray) -> bool:
+    """Whether a value occurs twice."""
     increasing = True  # strictly increasing values (the common case) need no sort
     for j in range(1, len(values)):
         if values[j] <= values[j - 1]:
