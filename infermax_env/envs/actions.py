@@ -77,8 +77,7 @@ def same_decision(a: Decision, b: Decision) -> bool:
 
 def tokens_fitting(sim: Simulator, win: Window, slots: np.ndarray | int, free_blocks: int) -> np.ndarray | int:
     """The most tokens each slot's request could add to its KV with ``free_blocks`` blocks free."""
-    block = sim.config.block_size
-    return (win.kv_blocks[slots] + free_blocks) * block - win.kv[slots]
+    return _fitting.py_func(win.kv_blocks[slots], win.kv[slots], free_blocks, sim.config.block_size)
 
 
 def livelock_decision(sim: Simulator, evict_ids: np.ndarray) -> Decision:
@@ -369,7 +368,8 @@ class SequentialMode(ActionMode):
 
 @njit(cache=True)
 def _fitting(kv_blocks: int, kv: int, free_blocks: int, block_size: int) -> int:
-    """:func:`tokens_fitting` of one slot holding ``kv`` tokens in ``kv_blocks`` blocks."""
+    """The most tokens a request holding ``kv`` tokens in ``kv_blocks`` blocks could add with ``free_blocks`` blocks
+    free (elementwise on arrays through ``py_func``, as :func:`tokens_fitting` does)."""
     return (kv_blocks + free_blocks) * block_size - kv
 
 
