@@ -18,10 +18,10 @@ the multi-kernel factor 1.1 kept exact as 11/10; a finer unit made the LP relaxa
 between the solver's objective and the simulator's float objective for the returned schedule; the schedule is
 optimal for the rounded costs, so it is within twice that bound of the float optimum.
 
-Iteration bound (sound, see :func:`iteration_bound`): with ``H`` the hint's objective and ``t_min`` the cheapest
-possible batch, an optimal schedule has at most ``H / t_min`` iterations for ``gpu_time``; for ``latency`` each
-iteration contributes at least ``t_min`` per unfinished request, which together with a bound on how long the last
-request can run alone gives the horizon. The result says whether the horizon used was this sound bound
+Iteration bound (sound, see :func:`iteration_bound`): the hint's objective ``H`` caps the fixed per-iteration
+cost an optimal schedule can afford once its tokens and prefill chunks are paid for (for ``latency`` each iteration
+is paid once per unfinished request, and the last request, left alone, finishes in its fewest iterations), which
+gives the horizon. The result says whether the horizon used was this sound bound
 (``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
 """
 
@@ -64,7 +64,8 @@ class OptimalResult:
         iteration_bound_sound: whether T is the proven bound (else the caller's smaller ``max_iterations``).
         decisions: the schedule, one decision per iteration.
         objective_name: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
-        source: ``"solver"``, or the heuristic's name when the solver found nothing better in time.
+        source: ``"solver"``; ``"solver+<heuristic>"`` for a truncated model's unfinished solution completed by that
+            heuristic; or the heuristic's name when the solver found nothing better in time.
         hint_name: the heuristic whose schedule seeded the search (``"given"`` for a caller's hint, None if none).
         hint_objective: that schedule's objective in seconds (float simulator value).
         rounding_bound: seconds by which ``objective`` may differ from the simulator's value of ``decisions``.
@@ -165,24 +166,34 @@ def _check_inputs(workload: Workload, cost_model: LinearCostModel, engine: Engin
 
 
 def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
-                            allow_eviction: bool = True) -> tuple[str, list[Decision], float]:
-    """Run every registered heuristic (``baselines.SCHEDULERS``) and return the best one's name, decisions and
-    objective value (seconds). With ``allow_eviction`` False only runs that never evict count, and
-    :func:`serial_schedule` is the fallback."""
+                            allow_eviction: bool = True, prefix: Sequence[Decision] = ()
+                            ) -> tuple[str, list[Decision], float] | None:
+    """Run every registered heuristic (``baselines.SCHEDULERS``) from the state after ``prefix`` and return the best
+    one's name, complete decisions (``prefix`` included) and objective value (seconds). With ``allow_eviction``
+    False only runs that never evict count. None when no heuristic qualifies."""
     from . import SCHEDULERS
 
+    start = Simulator(workload, cost_model, engine)
+    for decision in prefix:
+        start.step(decision)
     best: tuple[str, list[Decision], float] | None = None
     for name, scheduler_class in SCHEDULERS.items():
-        sim = Simulator(workload, cost_model, engine)
+        sim = start.clone()
         metrics = sim.run(scheduler_class())
         value = objective_value(metrics, objective)
         if (allow_eviction or metrics["evictions"] == 0) and (best is None or value < best[2]):
             best = (name, list(sim.log_decisions), value)
-    if best is None:
-        sim = Simulator(workload, cost_model, engine)
-        sim.run(ReplayScheduler(serial_schedule(workload, cost_model, engine)))
-        best = ("serial", list(sim.log_decisions), objective_value(compute_metrics(sim), objective))
     return best
+
+
+def _starting_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
+                       allow_eviction: bool) -> tuple[str, list[Decision]]:
+    """The best heuristic's schedule, or :func:`serial_schedule` when none qualifies (every one evicts while
+    eviction is forbidden)."""
+    best = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction)
+    if best is None:
+        return "serial", serial_schedule(workload, cost_model, engine)
+    return best[0], best[1]
 
 
 def serial_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig) -> list[Decision]:
@@ -207,27 +218,35 @@ def _relabel_identical(decisions: Sequence[Decision], instance: ScheduleInstance
 
 
 def iteration_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, upper_bound: int) -> int:
-    """A horizon T such that some optimal schedule has at most T iterations, given a schedule of integer objective
+    """A horizon T such that every optimal schedule has at most T iterations, given a schedule of integer objective
     ``upper_bound``.
 
-    Every non-empty batch costs at least ``t_min`` and the optimum is at most ``upper_bound``, so with
-    ``A = upper_bound // t_min``: for ``gpu_time`` an optimal schedule has at most ``A`` iterations. For ``latency``
-    each iteration adds at least ``t_min`` per unfinished request, so the iterations ``f_r`` each request stays
-    unfinished sum to at most ``A``. Sorting them, ``f_1..f_{n-2}`` are each at least the request's fewest possible
-    iterations, and once only the last request is left an optimal schedule finishes it at the cheapest solo cost,
-    which is at most ``W`` (:meth:`ScheduleInstance.solo_cost_bound`) and so takes at most ``W // t_min`` iterations:
-    ``f_n <= f_{n-1} + W // t_min``. Hence ``2 f_n <= A - (sum of the n-2 smallest minima) + W // t_min``.
+    A batch of ``N`` tokens costs at least ``h + a N`` (``a`` the per-token term, ``h = t_min - a``), and
+    ``p = t_prefill - t_min`` more when it holds a prefill chunk. For ``gpu_time``: the ``T`` iterations compute at
+    least ``W = sum (I + O - 1)`` tokens and at least ``ceil(sum I / C)`` of them hold prefill chunks, so
+    ``h T <= upper_bound - a W - p ceil(sum I / C)``. For ``latency``: request ``r`` stays unfinished for ``f_r``
+    iterations, in which it runs its own prefill and every request finishing no later than ``r`` computes all its
+    tokens, so (as for shortest-first on one machine, with the ``W_r`` sorted ascending)
+    ``upper_bound >= h F + a sum_k (n - k + 1) W_(k) + n p`` bounds ``F = sum f_r``. Sorting the ``f_r``,
+    ``f_1..f_{n-2}`` are each at least a request's fewest possible iterations, and once only the last request is
+    left an optimal schedule finishes it alone in the fewest iterations (every extra iteration costs more), at most
+    ``max_r min_iterations(r)`` from any state: ``f_n <= f_{n-1} + max_r min_iterations(r)``. Hence
+    ``2 f_n <= F - (sum of the n-2 smallest minima) + max_r min_iterations(r)``.
     """
-    t_min = cost.min_batch_time()
-    area = upper_bound // t_min
-    if objective == "gpu_time":
-        return area
     n = instance.num_requests
-    tail = max(instance.solo_cost_bound(r, cost) for r in range(n)) // t_min
+    per_token = cost.mult_den * cost.k_ao
+    overhead = cost.min_batch_time() - per_token
+    prefill_extra = cost.min_prefill_batch_time() - cost.min_batch_time()
+    tokens = sorted(instance.prompt_len[r] + instance.output_len[r] - 1 for r in range(n))
+    if objective == "gpu_time":
+        prefill_iterations = math.ceil(sum(instance.prompt_len) / instance.token_budget)
+        return (upper_bound - per_token * sum(tokens) - prefill_extra * prefill_iterations) // overhead
+    shortest_first = sum((n - k) * w for k, w in enumerate(tokens))
+    unfinished = (upper_bound - per_token * shortest_first - prefill_extra * n) // overhead
+    fewest = sorted(instance.min_iterations(r) for r in range(n))
     if n == 1:
-        return min(area, tail)
-    shortest = sorted(instance.min_iterations(r) for r in range(n))[: n - 2]
-    return min(area, (area - sum(shortest) + tail) // 2)
+        return min(unfinished, fewest[0])
+    return min(unfinished, (unfinished - sum(fewest[: n - 2]) + fewest[-1]) // 2)
 
 
 def trivial_lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str) -> int:
@@ -277,18 +296,22 @@ def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], t
         schedule.model.add_hint(variable, solver.value(fixed.model.get_int_var_from_proto_index(index)))
 
 
-class _CompleteSolutions(cp_model.CpSolverSolutionCallback):
-    """Records the best solution of a (possibly truncated) model that finishes every request: a truncated model's
-    final solution may leave requests unfinished, yet complete ones found on the way are real schedules."""
+class _Solutions(cp_model.CpSolverSolutionCallback):
+    """Records the best solution of a (possibly truncated) model that finishes every request, and the latest one
+    that does not: a truncated model's solutions may leave requests unfinished, yet complete ones found on the way
+    are real schedules, and an unfinished one is the prefix of a real schedule once a heuristic completes it."""
 
     def __init__(self, schedule: ScheduleModel):
         super().__init__()
         self.schedule = schedule
         self.best: tuple[int, list[Decision]] | None = None
+        self.unfinished_prefix: list[Decision] | None = None
 
     def on_solution_callback(self) -> None:
         value = round(self.objective_value)
-        if self.schedule.is_complete(self) and (self.best is None or value < self.best[0]):
+        if not self.schedule.is_complete(self):
+            self.unfinished_prefix = self.schedule.decisions(self)
+        elif self.best is None or value < self.best[0]:
             self.best = (value, self.schedule.decisions(self))
 
 
@@ -353,7 +376,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
     hint_name, hint_decisions = ("given", list(hint)) if hint is not None else (None, None)
     if hint is None:
-        hint_name, hint_decisions, _ = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction)
+        hint_name, hint_decisions = _starting_schedule(workload, cost_model, engine, objective, allow_eviction)
     hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
     if not allow_eviction and hint_replay.metrics["evictions"]:
         raise ValueError("allow_eviction=False but the given hint evicts")
@@ -376,11 +399,12 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         remaining = time_limit - (time.perf_counter() - started)
         solver = _solver(remaining * TRUNCATED_TIME_SHARE if truncated else remaining, workers, seed, log,
                          solver_parameters)
-        callback = _CompleteSolutions(schedule)
+        callback = _Solutions(schedule)
         status = solver.solve(schedule.model, callback)
         if status == cp_model.INFEASIBLE:
             raise ValueError(f"no schedule finishes within {horizon} iterations (max_iterations too small)")
-        _absorb(search, schedule, solver, status, callback, workload, cost_model, engine, cost, objective)
+        _absorb(search, schedule, solver, status, callback, workload, cost_model, engine, cost, objective,
+                allow_eviction)
         exhausted = time.perf_counter() - started >= time_limit
         if search.proven or not truncated or exhausted:
             break
@@ -390,20 +414,32 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
 
 def _absorb(search: _Search, schedule: ScheduleModel, solver: cp_model.CpSolver, status: int,
-            callback: _CompleteSolutions, workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
-            cost: IntegerLinearCost, objective: str) -> None:
-    """Update ``search`` with a solve's best complete schedule and its lower bound (a truncated model's bound holds
-    for every horizon; an untruncated model's answer is optimal when the status is OPTIMAL)."""
+            callback: _Solutions, workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
+            cost: IntegerLinearCost, objective: str, allow_eviction: bool) -> None:
+    """Update ``search`` with a solve's best schedule and its lower bound (a truncated model's bound holds for every
+    horizon; an untruncated model's answer is optimal when the status is OPTIMAL). Candidates: the best complete
+    solution, and the latest unfinished one completed by the best heuristic from where it stops."""
     if status == cp_model.UNKNOWN:
         return
-    if callback.best is not None and callback.best[0] < search.integer_objective:
+    candidates = []
+    if callback.best is not None:
         value, decisions = callback.best
         replay = _replay(workload, cost_model, engine, decisions, cost, objective)
         if replay.integer_objective != value:
             raise AssertionError(f"the model's objective {value} differs from the replayed schedule's "
                                  f"{replay.integer_objective} (integer units): the model and the simulator disagree")
-        search.decisions, search.integer_objective = decisions, value
-        search.source, search.finish_iteration = "solver", replay.finish_iteration
+        candidates.append(("solver", decisions, replay))
+    if callback.unfinished_prefix is not None:
+        completed = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction,
+                                            prefix=callback.unfinished_prefix)
+        if completed is not None:
+            name, decisions, _ = completed
+            candidates.append((f"solver+{name}", decisions, _replay(workload, cost_model, engine, decisions, cost,
+                                                                     objective)))
+    for source, decisions, replay in candidates:
+        if replay.integer_objective < search.integer_objective:
+            search.decisions, search.integer_objective = decisions, replay.integer_objective
+            search.source, search.finish_iteration = source, replay.finish_iteration
     search.lower_bound = max(search.lower_bound, math.ceil(solver.best_objective_bound))
 
 

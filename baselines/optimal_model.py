@@ -162,20 +162,6 @@ class ScheduleInstance:
         """Fewest iterations request ``r`` can finish in: its prompt in chunks of at most C, then O - 1 decodes."""
         return math.ceil(self.prompt_len[r] / self.token_budget) + self.output_len[r] - 1
 
-    def solo_cost_bound(self, r: int, cost: IntegerLinearCost) -> int:
-        """An upper bound on the integer cost of finishing ``r`` alone from any state without evicting: each of at
-        most ``O`` emissions needs at most ``ceil((I + g) / C)`` iterations, each no dearer than a chunk of
-        ``min(C, I + g)`` tokens over the largest possible cache ``I + O - 2`` (or a decode over it)."""
-        prompt, output = self.prompt_len[r], self.output_len[r]
-        cache = prompt + output - 2
-        decode = cost.batch_time(Batch.of(decodes=[cache]))
-        total = 0
-        for g in range(output):
-            chunk = min(self.token_budget, prompt + g)
-            prefill = cost.batch_time(Batch.of([(chunk, cache)]))
-            total += math.ceil((prompt + g) / self.token_budget) * max(prefill, decode)
-        return total
-
     def kv_area(self, r: int) -> int:
         """KV tokens held summed over the iterations that emit ``r``'s tokens: ``I O + O (O - 1) / 2``."""
         prompt, output = self.prompt_len[r], self.output_len[r]

@@ -11,7 +11,7 @@ import pytest
 from baselines import SCHEDULERS
 from ortools.sat.python import cp_model
 
-from baselines.optimal import ReplayScheduler, iteration_bound, solve_optimal
+from baselines.optimal import ReplayScheduler, best_heuristic_schedule, iteration_bound, solve_optimal
 from baselines.optimal_model import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ScheduleInstance, ScheduleModel
 from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator, Workload,
                           WorkloadError, objective_value)
@@ -176,15 +176,50 @@ def test_integer_cost_matches_linear_model_within_rounding_bound():
             assert cost.batch_time(batch) >= cost.min_batch_time()
 
 
-def test_iteration_bound_covers_the_hint_and_the_optimum():
-    workload = tiny_setting(5).sample(2)
+def _instance(workload: Workload, engine: EngineConfig = TINY_ENGINE) -> ScheduleInstance:
+    return ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()),
+                            engine.kv_capacity, engine.token_budget, engine.max_batch_size)
+
+
+@pytest.mark.parametrize("seed", [2, 5, 7])
+def test_iteration_bound_covers_the_hint_and_the_optimum(seed):
+    workload = tiny_setting(5).sample(seed)
     cost = IntegerLinearCost.from_cost_model(COST)
-    instance = ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()), 48, 32, 8)
     for objective in ("latency", "gpu_time"):
         result = solve_optimal(workload, objective=objective, time_limit=20)
+        assert result.status == "OPTIMAL"
         upper = round(result.objective / cost.unit_seconds)
-        assert len(result.decisions) <= iteration_bound(instance, cost, objective, upper)
+        assert len(result.decisions) <= iteration_bound(_instance(workload), cost, objective, upper)
         assert len(result.decisions) <= result.num_iterations_bound
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gpu_time_iteration_bound_holds_for_every_heuristic_schedule(seed):
+    """The GPU-time bound needs no optimality: any schedule costing at most the given value fits it (so a heuristic's
+    own cost must cover its own length; checked to fail when every request is charged a prefill iteration)."""
+    workload = tiny_setting(8).sample(seed)
+    cost = IntegerLinearCost.from_cost_model(COST)
+    for name, scheduler_class in SCHEDULERS.items():
+        sim = Simulator(workload, COST, TINY_ENGINE)
+        sim.run(scheduler_class())
+        decisions = list(sim.log_decisions)
+        value = sum(cost.batch_time(step.batch) for _, step in _replay_steps(workload, COST, TINY_ENGINE, decisions))
+        assert len(decisions) <= iteration_bound(_instance(workload), cost, "gpu_time", value), name
+
+
+def test_heuristics_complete_a_schedule_prefix():
+    """A truncated model's unfinished solution becomes a real schedule: the best heuristic continues from the state
+    the prefix leaves, and the result starts with the prefix and finishes every request."""
+    workload = tiny_setting(8).sample(0)
+    sim = Simulator(workload, COST, TINY_ENGINE)
+    sim.run(SCHEDULERS["sarathi"]())
+    prefix = list(sim.log_decisions)[:4]
+    name, decisions, value = best_heuristic_schedule(workload, COST, TINY_ENGINE, "latency", prefix=prefix)
+    assert name in SCHEDULERS
+    assert decisions[:4] == prefix
+    replay = Simulator(workload, COST, TINY_ENGINE)
+    metrics = replay.run(ReplayScheduler(decisions))
+    assert replay.done and objective_value(metrics, "latency") == pytest.approx(value)
 
 
 @pytest.mark.parametrize("objective", ["latency", "gpu_time"])
