@@ -2,8 +2,9 @@
 
 Three studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48, C = 32, offline):
 
-1. ``scale``: solve time to proven optimality against the number of requests (one seeded instance per size and
-   objective), with status and gap at the time limit; prints the largest size proven within the limit.
+1. ``scale``: solve time to proven optimality against the number of requests (``--seeds`` seeded instances per
+   size and objective, seeds 0, 1, ...), with status and gap at the time limit; prints the largest size whose
+   instances are all proven within the limit and the bound gaps at twice and four times that size.
 2. ``heuristics``: the gap ``(heuristic - optimum) / optimum`` of every registered heuristic, mean and worst over
    ``--instances`` seeded instances, for both objectives. Instances whose optimum is not proven are counted and
    their gap is taken against the best schedule found (a lower estimate of the true gap).
@@ -12,7 +13,7 @@ Three studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48
 
 Usage::
 
-    python benchmarks/optimal_scale.py scale --sizes 2 4 6 8 10 12 16 20 --time-limit 60
+    python benchmarks/optimal_scale.py scale --sizes 4 5 6 7 8 14 28 --time-limit 60 [--seeds 3]
     python benchmarks/optimal_scale.py heuristics --instances 50 --requests 4 8 --time-limit 60
     python benchmarks/optimal_scale.py eviction --instances 50 --requests 4 8 --time-limit 60
 
@@ -36,27 +37,30 @@ from infermax_env.instances import tiny_setting
 OBJECTIVES = ("latency", "gpu_time")
 
 
-def scale_study(sizes: list[int], time_limit: float, seed: int, workers: int, objectives: list[str]) -> list[dict]:
+def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str]) -> list[dict]:
     rows = []
     for objective in objectives:
         for n in sizes:
-            result = solve_optimal(tiny_setting(n).sample(seed), objective=objective, time_limit=time_limit,
-                                   workers=workers, seed=seed)
-            rows.append({"objective": objective, "n": n, "status": result.status, "time_s": result.wall_time,
-                         "gap": result.gap, "objective_s": result.objective, "bound_s": result.best_bound,
-                         "horizon": result.num_iterations_bound, "iterations": len(result.decisions)})
-            print(f"{objective:9s} n={n:3d} {result.status:8s} time {result.wall_time:7.2f} s  gap {result.gap:7.2%}  "
-                  f"objective {result.objective:.6f} s  bound {result.best_bound:.6f} s  horizon "
-                  f"{result.num_iterations_bound}  iterations {len(result.decisions)}", flush=True)
+            for seed in range(seeds):
+                result = solve_optimal(tiny_setting(n).sample(seed), objective=objective, time_limit=time_limit,
+                                       workers=workers, seed=seed)
+                rows.append({"objective": objective, "n": n, "seed": seed, "status": result.status,
+                             "time_s": result.wall_time, "gap": result.gap, "objective_s": result.objective,
+                             "bound_s": result.best_bound, "horizon": result.num_iterations_bound,
+                             "iterations": len(result.decisions)})
+                print(f"{objective:9s} n={n:3d} seed {seed} {result.status:8s} time {result.wall_time:7.2f} s  gap "
+                      f"{result.gap:7.2%}  objective {result.objective:.6f} s  bound {result.best_bound:.6f} s  "
+                      f"horizon {result.num_iterations_bound}  iterations {len(result.decisions)}", flush=True)
     for objective in objectives:
-        proven = [r["n"] for r in rows if r["objective"] == objective and r["status"] == "OPTIMAL"]
+        mine = [r for r in rows if r["objective"] == objective]
+        proven = [n for n in sizes if all(r["status"] == "OPTIMAL" for r in mine if r["n"] == n)]
         largest = max(proven, default=None)
-        print(f"{objective}: largest n proven optimal within {time_limit:g} s: {largest}")
+        print(f"{objective}: largest n with all {seeds} instance(s) proven optimal within {time_limit:g} s: {largest}")
         if largest:
             for factor in (2, 4):
-                match = [r for r in rows if r["objective"] == objective and r["n"] == factor * largest]
-                gap = f"{match[0]['gap']:.2%} ({match[0]['status']})" if match else "not run (add it to --sizes)"
-                print(f"  gap at {factor}x = {factor * largest} requests: {gap}")
+                gaps = [r["gap"] for r in mine if r["n"] == factor * largest]
+                gap = f"mean {np.mean(gaps):.2%}, worst {np.max(gaps):.2%}" if gaps else "not run (add it to --sizes)"
+                print(f"  bound gap at {factor}x = {factor * largest} requests: {gap}")
     return rows
 
 
@@ -125,12 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, nargs=2, default=[4, 12], metavar=("LOW", "HIGH"))
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="scale: instances per size (seeds 0..N-1)")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.study == "scale":
-        rows = scale_study(args.sizes, args.time_limit, args.seed, args.workers, args.objectives)
+        rows = scale_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives)
     elif args.study == "heuristics":
         rows = heuristic_study(args.instances, tuple(args.requests), args.time_limit, args.workers,
                                args.objectives)
