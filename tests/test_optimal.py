@@ -181,12 +181,13 @@ def _instance(workload: Workload, engine: EngineConfig = TINY_ENGINE) -> Schedul
                             engine.kv_capacity, engine.token_budget, engine.max_batch_size)
 
 
-@pytest.mark.parametrize("seed", [2, 5, 7])
-def test_iteration_bound_covers_the_hint_and_the_optimum(seed):
-    workload = tiny_setting(5).sample(seed)
+# instances proven in about a second on 2 cores (others of the same size can take the whole limit: see optimal_scale)
+@pytest.mark.parametrize("num_requests, seed", [(4, 2), (5, 0), (5, 3)])
+def test_iteration_bound_covers_the_hint_and_the_optimum(num_requests, seed):
+    workload = tiny_setting(num_requests).sample(seed)
     cost = IntegerLinearCost.from_cost_model(COST)
     for objective in ("latency", "gpu_time"):
-        result = solve_optimal(workload, objective=objective, time_limit=20)
+        result = solve_optimal(workload, objective=objective, time_limit=30)
         assert result.status == "OPTIMAL"
         upper = round(result.objective / cost.unit_seconds)
         assert len(result.decisions) <= iteration_bound(_instance(workload), cost, objective, upper)
