@@ -28,6 +28,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from baselines import SCHEDULERS
 from baselines.optimal import solve_optimal
@@ -64,9 +65,10 @@ def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, o
     return rows
 
 
-def _sample(instances: int, requests: tuple[int, int]):
+def _sample(instances: int, requests: tuple[int, int], description: str):
+    """The seeded instances, behind a progress bar (each may take up to the time limit, twice for eviction)."""
     setting = tiny_setting(requests)
-    return [(seed, setting.sample(seed)) for seed in range(instances)]
+    return tqdm([(seed, setting.sample(seed)) for seed in range(instances)], desc=description, leave=False)
 
 
 def heuristic_study(instances: int, requests: tuple[int, int], time_limit: float, workers: int,
@@ -76,7 +78,7 @@ def heuristic_study(instances: int, requests: tuple[int, int], time_limit: float
     for objective in objectives:
         gaps: dict[str, list[float]] = {name: [] for name in SCHEDULERS}
         unproven = 0
-        for seed, workload in _sample(instances, requests):
+        for seed, workload in _sample(instances, requests, f"heuristics, {objective}"):
             result = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
                                    workers=workers, seed=seed)
             unproven += result.status != "OPTIMAL"
@@ -101,7 +103,7 @@ def eviction_study(instances: int, requests: tuple[int, int], time_limit: float,
     setting = tiny_setting(requests)
     for objective in objectives:
         costs, evicting = [], 0
-        for seed, workload in _sample(instances, requests):
+        for seed, workload in _sample(instances, requests, f"eviction, {objective}"):
             free = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
                                  workers=workers, seed=seed)
             fixed = solve_optimal(workload, setting.cost_model, setting.engine, objective, time_limit=time_limit,
