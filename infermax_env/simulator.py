@@ -284,9 +284,12 @@ class Simulator:
             self._raise_infeasible(error, value, decision, blocks_after)
         if len(ids) == 0:
             return self._idle(evict, blocks_after)
-        decode, prefill_new, prefill_cached, decode_context, prefill_samples = _split_batch(
-            ids, tokens, self.kv, self.generated, self.prompt_len)
-        batch = Batch(prefill_new, prefill_cached, decode_context, prefill_samples)
+        decode = np.empty(len(ids), dtype=np.bool_)
+        parts = np.empty((3, len(ids)), dtype=np.int64)
+        num_decodes, prefill_samples = _split_batch(ids, tokens, self.kv, self.generated, self.prompt_len, decode,
+                                                    parts)
+        num_prefills = len(ids) - num_decodes
+        batch = Batch(parts[0, :num_prefills], parts[1, :num_prefills], parts[2, :num_decodes], prefill_samples)
         batch_time = self.cost_model.batch_time(batch)
         if not batch_time > 0:
             raise InfeasibleDecisionError(f"cost model returned a non-positive batch time {batch_time!r} for {batch}")
@@ -314,10 +317,12 @@ class Simulator:
                end: float) -> tuple[np.ndarray, np.ndarray, int]:
         """Apply checked evictions, then runs from ``start`` to ``end``, to the request arrays and queues;
         returns (ids that emitted a token, ids that finished, KV blocks the finished requests held)."""
-        emitted, finished, admitted, finished_blocks = _apply_decision(
+        changed = np.empty((3, len(ids)), dtype=np.int64)
+        num_emitted, num_finished, num_admitted, finished_blocks = _apply_decision(
             ids, tokens, evict, self.kv, self.generated, self.prompt_len, self.output_len,
             self.recomputed_tokens, self.num_preemptions, self.first_scheduled_time, self.first_token_time,
-            self.finish_time, self.kv_at_finish, self.finished, self.closed, start, end, self.config.block_size)
+            self.finish_time, self.kv_at_finish, self.finished, self.closed, start, end, self.config.block_size,
+            changed)
         resident, waiting, evicted_waiting = self.resident, self.waiting, self.evicted_waiting
         if len(evict):
             evict_list = evict.tolist()
@@ -326,14 +331,20 @@ class Simulator:
             moved = dict.fromkeys(evict_list)
             waiting.update(moved)
             evicted_waiting.update(moved)
-        for i in admitted.tolist():
-            del waiting[i]
-            evicted_waiting.pop(i, None)
-            resident[i] = None
-        for i in finished.tolist():
-            del resident[i]
-        self.num_done += len(finished)
-        return emitted, finished, finished_blocks
+        if num_admitted:
+            admitted = changed[2, :num_admitted].tolist()
+            for i in admitted:
+                del waiting[i]
+            if evicted_waiting:
+                for i in admitted:
+                    evicted_waiting.pop(i, None)
+            resident.update(dict.fromkeys(admitted))
+        finished = changed[1, :num_finished]
+        if num_finished:
+            for i in finished.tolist():
+                del resident[i]
+            self.num_done += num_finished
+        return changed[0, :num_emitted], finished, finished_blocks
 
     def _raise_infeasible(self, error: int, value: int, decision: Decision, blocks_after: int) -> None:
         """Raise the :class:`InfeasibleDecisionError` for ``_check_decision``'s ``error`` about ``value``."""
@@ -526,33 +537,28 @@ def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
 
 
 @njit(cache=True)
-def _split_batch(ids: np.ndarray, tokens: np.ndarray, kv: np.ndarray, generated: np.ndarray,
-                 prompt_len: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """The batch of checked runs: (which runs are decodes, prefill new tokens, prefill cached tokens, decode
-    contexts, prefill chunks that emit a token)."""
-    n = len(ids)
-    decode = np.empty(n, dtype=np.bool_)
-    num_decodes = 0
-    prefill_samples = 0
-    for j in range(n):
+def _split_batch(ids: np.ndarray, tokens: np.ndarray, kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray,
+                 decode: np.ndarray, parts: np.ndarray) -> tuple[int, int]:
+    """Split checked runs into the batch's parts: ``decode[j]`` says whether run j is a decode; rows of ``parts``
+    (3, n) get the prefill new tokens, the prefill cached tokens and the decode contexts, each in run order from
+    column 0. Returns (decodes, prefill chunks that emit a token).
+
+    Kernels write into arrays the caller allocates because returning an array from a kernel costs more than the
+    rest of this function."""
+    num_decodes = prefill_samples = p = 0
+    for j in range(len(ids)):
         r = ids[j]
         need = prompt_len[r] + generated[r] - kv[r]
         decode[j] = generated[r] > 0 and need == 1
-        num_decodes += decode[j]
-        prefill_samples += not decode[j] and tokens[j] == need
-    prefill_new = np.empty(n - num_decodes, dtype=np.int64)
-    prefill_cached = np.empty(n - num_decodes, dtype=np.int64)
-    decode_context = np.empty(num_decodes, dtype=np.int64)
-    p = d = 0
-    for j in range(n):
         if decode[j]:
-            decode_context[d] = kv[ids[j]]
-            d += 1
+            parts[2, num_decodes] = kv[r]
+            num_decodes += 1
         else:
-            prefill_new[p] = tokens[j]
-            prefill_cached[p] = kv[ids[j]]
+            prefill_samples += tokens[j] == need
+            parts[0, p] = tokens[j]
+            parts[1, p] = kv[r]
             p += 1
-    return decode, prefill_new, prefill_cached, decode_context, prefill_samples
+    return num_decodes, prefill_samples
 
 
 @njit(cache=True)
@@ -560,26 +566,22 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
                     prompt_len: np.ndarray, output_len: np.ndarray, recomputed_tokens: np.ndarray,
                     num_preemptions: np.ndarray, first_scheduled_time: np.ndarray, first_token_time: np.ndarray,
                     finish_time: np.ndarray, kv_at_finish: np.ndarray, finished: np.ndarray, closed: np.ndarray,
-                    start: float, end: float,
-                    block_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                    start: float, end: float, block_size: int, changed: np.ndarray) -> tuple[int, int, int, int]:
     """Apply checked evictions, then runs from ``start`` to ``end``, to the request arrays.
 
-    Returns (ids that emitted a token, ids that finished, ids admitted to the cache, in run order; KV blocks
-    the finished requests held)."""
+    Rows of ``changed`` (3, runs) get the ids that emitted a token, that finished and that were admitted to the
+    cache, in run order from column 0; returns (emitted, finished, admitted, KV blocks the finished requests
+    held)."""
     for r in evict:
         recomputed_tokens[r] += kv[r]
         num_preemptions[r] += 1
         kv[r] = 0
-    n = len(ids)
-    emitted = np.empty(n, dtype=np.int64)
-    done = np.empty(n, dtype=np.int64)
-    admitted = np.empty(n, dtype=np.int64)
     num_emitted = num_done = num_admitted = finished_blocks = 0
-    for j in range(n):
+    for j in range(len(ids)):
         r = ids[j]
         kv_before = kv[r]
         if kv_before == 0:
-            admitted[num_admitted] = r
+            changed[2, num_admitted] = r
             num_admitted += 1
             if np.isnan(first_scheduled_time[r]):
                 first_scheduled_time[r] = start
@@ -587,12 +589,12 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
         if tokens[j] != prompt_len[r] + generated[r] - kv_before:
             continue
         generated[r] += 1
-        emitted[num_emitted] = r
+        changed[0, num_emitted] = r
         num_emitted += 1
         if generated[r] == 1:
             first_token_time[r] = end
         if generated[r] == output_len[r]:
-            done[num_done] = r
+            changed[1, num_done] = r
             num_done += 1
             finished_blocks += _ceil_blocks(kv[r], block_size)
             kv_at_finish[r] = kv[r]
@@ -600,4 +602,4 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
             finish_time[r] = end
             finished[r] = True
             closed[r] = True
-    return emitted[:num_emitted], done[:num_done], admitted[:num_admitted], finished_blocks
+    return num_emitted, num_done, num_admitted, finished_blocks

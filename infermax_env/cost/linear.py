@@ -54,6 +54,7 @@ class LinearCostModel(CostModel):
         self._last_batch: Batch | None = None
         self._last_coefficients: LinearCoefficients | None = None
         self._last_terms = (0.0, 0.0)
+        self._coefficient_array = np.zeros(0)
 
     @staticmethod
     def features(batch: Batch) -> np.ndarray:
@@ -72,28 +73,15 @@ class LinearCostModel(CostModel):
         ])
 
     def _terms_ms(self, batch: Batch) -> tuple[float, float]:
+        """(non-attention, attention) per-layer milliseconds of ``batch``."""
         if batch is self._last_batch and self.coefficients is self._last_coefficients:
             return self._last_terms
-        terms = self._compute_terms_ms(batch)
+        if self.coefficients is not self._last_coefficients:
+            self._coefficient_array = np.array([getattr(self.coefficients, f.name) for f in fields(LinearCoefficients)])
+        terms = _linear_terms_ms(batch.prefill_new, batch.prefill_cached, batch.decode_context,
+                                 self._coefficient_array)
         self._last_batch, self._last_coefficients, self._last_terms = batch, self.coefficients, terms
         return terms
-
-    def _compute_terms_ms(self, batch: Batch) -> tuple[float, float]:
-        # Same arithmetic as ``features`` written out on scalars: this runs once per simulated iteration.
-        k = self.coefficients
-        n_dec = len(batch.decode_context)
-        n_pre = len(batch.prefill_new)
-        n_tokens, context_sum, prefill_sum, cached_sum = _batch_sums(batch.prefill_new, batch.prefill_cached,
-                                                                     batch.decode_context)
-        attention = 0.0
-        if n_dec:
-            mult = MULTI_KERNEL_FACTOR if n_dec > 1 else 1.0
-            attention += (k.a_d * context_sum + k.b_d) * mult + k.s_d * n_dec
-        if n_pre:
-            mult = MULTI_KERNEL_FACTOR if n_pre > 1 else 1.0
-            attention += (k.a_p * prefill_sum + k.b_p) * mult + k.s_p * n_pre + k.m_p * cached_sum
-        linear = k.a_o * n_tokens + k.b_o if n_tokens else 0.0
-        return linear, attention
 
     def breakdown(self, batch: Batch) -> dict[str, float]:
         linear, attention = self._terms_ms(batch)
@@ -127,15 +115,27 @@ class LinearCostModel(CostModel):
 
 
 @njit(cache=True)
-def _batch_sums(prefill_new: np.ndarray, prefill_cached: np.ndarray,
-                decode_context: np.ndarray) -> tuple[int, int, int, int]:
-    """(tokens in the batch, sum of decode contexts, sum of c * (c + 2 m), sum of m) for prefill chunks of ``c``
-    new tokens over ``m`` cached ones."""
-    n_tokens = len(decode_context)
+def _linear_terms_ms(prefill_new: np.ndarray, prefill_cached: np.ndarray, decode_context: np.ndarray,
+                     coefficients: np.ndarray) -> tuple[float, float]:
+    """(non-attention, attention) per-layer milliseconds for prefill chunks of ``c`` new tokens over ``m`` cached
+    ones and decodes of the given contexts; ``coefficients`` in LinearCoefficients' field order. The arithmetic of
+    ``features`` written out on scalars: this runs once per simulated iteration."""
+    a_o, b_o, a_d, b_d, s_d, a_p, b_p, s_p, m_p = coefficients
+    n_dec = len(decode_context)
+    n_pre = len(prefill_new)
+    n_tokens = n_dec
     prefill_sum = cached_sum = 0
-    for j in range(len(prefill_new)):
+    for j in range(n_pre):
         c, m = prefill_new[j], prefill_cached[j]
         n_tokens += c
         prefill_sum += c * (c + 2 * m)
         cached_sum += m
-    return n_tokens, decode_context.sum(), prefill_sum, cached_sum
+    attention = 0.0
+    if n_dec:
+        mult = MULTI_KERNEL_FACTOR if n_dec > 1 else 1.0
+        attention += (a_d * decode_context.sum() + b_d) * mult + s_d * n_dec
+    if n_pre:
+        mult = MULTI_KERNEL_FACTOR if n_pre > 1 else 1.0
+        attention += (a_p * prefill_sum + b_p) * mult + s_p * n_pre + m_p * cached_sum
+    linear = a_o * n_tokens + b_o if n_tokens else 0.0
+    return linear, attention

@@ -168,12 +168,15 @@ class ActionMode:
 
 
 def _integer_array(action, shape: tuple[int, ...], mode: str) -> np.ndarray:
+    """``action`` as an int64 array of ``shape``; a clear ValueError if it is not integers of that shape."""
+    if type(action) is np.ndarray and action.dtype == np.int64 and action.shape == shape:
+        return action
     array = np.asarray(action)
     if array.shape != shape:
         raise ValueError(f"{mode} action must have shape {shape}, got {array.shape}")
     if array.dtype.kind not in "iu":
         raise ValueError(f"{mode} action must be integers, got dtype {array.dtype}")
-    return array
+    return array.astype(np.int64, copy=False)
 
 
 class SelectMode(ActionMode):
@@ -190,14 +193,17 @@ class SelectMode(ActionMode):
         return 3 * self.window
 
     def mask(self, sim, win, pending=None):
-        return _select_mask(self.window, win.count, win.num_resident)
+        mask = np.empty((self.window, 3), dtype=bool)
+        _select_mask(win.count, win.num_resident, mask)
+        return mask.reshape(-1)
 
     def act(self, action, sim, win, pending=None):
-        choice = _integer_array(action, (self.window,), self.name).astype(np.int64, copy=False)
+        choice = _integer_array(action, (self.window,), self.name)
         cfg = sim.config
-        run_ids, tokens, evict_ids, invalid, dropped = _select_batch(
+        chosen = np.empty((3, self.window), dtype=np.int64)
+        num_runs, num_evictions, invalid, dropped = _select_batch(
             choice, win.count, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.decoding,
-            win.free_blocks, cfg.block_size, cfg.token_budget, cfg.max_batch_size)
+            win.free_blocks, cfg.block_size, cfg.token_budget, cfg.max_batch_size, chosen)
         if invalid < 0:
             raise ValueError(f"select action values must be 0 (leave), 1 (run) or 2 (evict), got {choice.tolist()}")
         repairs = Repairs()
@@ -209,9 +215,10 @@ class SelectMode(ActionMode):
                          f"{bad_run.tolist()} (resident slots: 0..{win.num_resident - 1}, filled slots: "
                          f"0..{win.count - 1})")
         repairs.dropped = dropped
-        if len(run_ids) == 0:
+        evict_ids = chosen[2, :num_evictions]
+        if num_runs == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
-        return Decision(run_ids, tokens, evict_ids), repairs
+        return Decision(chosen[0, :num_runs], chosen[1, :num_runs], evict_ids), repairs
 
     def encode(self, decision, sim, win):
         action = np.zeros(self.window, dtype=np.int64)
@@ -251,12 +258,14 @@ class PriorityMode(ActionMode):
             scores[nan] = -np.inf
         order = np.argsort(-scores, kind="stable")
         cfg = sim.config
-        run_ids, tokens, evict_ids = _priority_batch(
+        chosen = np.empty((3, self.window), dtype=np.int64)
+        num_runs, num_evictions = _priority_batch(
             order, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.free_blocks, cfg.block_size,
-            cfg.token_budget, cfg.max_batch_size)
-        if len(run_ids) == 0:
+            cfg.token_budget, cfg.max_batch_size, chosen)
+        evict_ids = chosen[2, :num_evictions]
+        if num_runs == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
-        return Decision(run_ids, tokens, evict_ids), repairs
+        return Decision(chosen[0, :num_runs], chosen[1, :num_runs], evict_ids), repairs
 
     def encode(self, decision, sim, win):
         run_slots = self._window_slots(win, decision.run_ids, "run")
@@ -400,31 +409,32 @@ def _greedy_prefix(order: np.ndarray, num_order: int, need: np.ndarray, kv: np.n
 
 
 @njit(cache=True)
-def _select_mask(window: int, count: int, num_resident: int) -> np.ndarray:
-    """The flattened (K, 3) select mask: leave is always allowed, run on filled slots, evict on resident ones."""
-    mask = np.zeros((window, 3), dtype=np.bool_)
-    mask[:, LEAVE] = True
-    mask[:count, RUN] = True
-    mask[:num_resident, EVICT] = True
-    return mask.reshape(-1)
+def _select_mask(count: int, num_resident: int, mask: np.ndarray) -> None:
+    """Fill the (K, 3) select mask: leave is always allowed, run on filled slots, evict on resident ones.
+
+    This and the batch kernels below fill arrays the caller allocates: returning an array from a kernel costs
+    more than the work."""
+    for slot in range(len(mask)):
+        mask[slot, LEAVE] = True
+        mask[slot, RUN] = slot < count
+        mask[slot, EVICT] = slot < num_resident
 
 
 @njit(cache=True)
 def _select_batch(choice: np.ndarray, count: int, num_resident: int, ids: np.ndarray, need: np.ndarray,
                   kv: np.ndarray, kv_blocks: np.ndarray, decoding: np.ndarray, free_blocks: int, block_size: int,
-                  budget: int, room: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """The select mode's batch (see the module docstring): returns (run ids, tokens, evicted ids, masked
-    choices ignored, runs dropped); masked choices is -1 when a value is not 0, 1 or 2."""
+                  budget: int, room: int, chosen: np.ndarray) -> tuple[int, int, int, int]:
+    """The select mode's batch (see the module docstring): rows of ``chosen`` (3, K) get the run ids, their
+    tokens and the evicted ids from column 0; returns (runs, evictions, masked choices ignored, runs dropped);
+    masked choices is -1 when a value is not 0, 1 or 2."""
     size = len(choice)
-    empty = np.zeros(0, dtype=np.int64)
-    evict_ids = np.empty(size, dtype=np.int64)
     num_evict = invalid = 0
     for slot in range(size):
         if not 0 <= choice[slot] <= EVICT:
-            return empty, empty, empty, -1, 0
+            return 0, 0, -1, 0
         if choice[slot] == EVICT:
             if slot < num_resident:
-                evict_ids[num_evict] = ids[slot]
+                chosen[2, num_evict] = ids[slot]
                 num_evict += 1
                 free_blocks += kv_blocks[slot]
             else:
@@ -440,24 +450,23 @@ def _select_batch(choice: np.ndarray, count: int, num_resident: int, ids: np.nda
                 num_order += 1
     stop, chunk, _, _ = _greedy_prefix(order, num_order, need, kv, kv_blocks, block_size, budget, free_blocks, room)
     taken = stop + (chunk > 0)
-    run_ids = np.empty(taken, dtype=np.int64)
-    tokens = np.empty(taken, dtype=np.int64)
     for j in range(taken):
-        run_ids[j] = ids[order[j]]
-        tokens[j] = need[order[j]] if j < stop else chunk
-    return run_ids, tokens, evict_ids[:num_evict], invalid, num_order - taken
+        chosen[0, j] = ids[order[j]]
+        chosen[1, j] = need[order[j]] if j < stop else chunk
+    return taken, num_evict, invalid, num_order - taken
 
 
 @njit(cache=True)
 def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need: np.ndarray, kv: np.ndarray,
                     kv_blocks: np.ndarray, free_blocks: int, block_size: int, budget: int,
-                    room: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The priority mode's batch for the slots in ``order`` (best first; see the module docstring): returns (run
-    ids, tokens, evicted ids). From the first slot that does not fit whole on, lower-ranked resident slots are
-    evicted (lowest first) to make room for higher-ranked ones."""
+                    room: int, chosen: np.ndarray) -> tuple[int, int]:
+    """The priority mode's batch for the slots in ``order`` (best first; see the module docstring): rows of
+    ``chosen`` (3, K) get the run ids, their tokens and the evicted ids (in slot order) from column 0; returns
+    (runs, evictions). From the first slot that does not fit whole on, lower-ranked resident slots are evicted
+    (lowest first) to make room for higher-ranked ones."""
     num_order = len(order)
     slots = np.empty(num_order, dtype=np.int64)
-    tokens = np.empty(num_order, dtype=np.int64)
+    tokens = chosen[1]
     evicted = np.zeros(len(ids), dtype=np.bool_)
     stop, _, used_tokens, used_blocks = _greedy_prefix(order, num_order, need, kv, kv_blocks, block_size, budget,
                                                        free_blocks, room)
@@ -505,10 +514,14 @@ def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need:
         taken += 1
         budget_left -= chunk
         free -= _ceil_blocks(kv[slot] + chunk, block_size) - kv_blocks[slot]
-    run_ids = np.empty(taken, dtype=np.int64)
     for j in range(taken):
-        run_ids[j] = ids[slots[j]]
-    return run_ids, tokens[:taken], ids[evicted]
+        chosen[0, j] = ids[slots[j]]
+    num_evict = 0
+    for slot in range(len(ids)):
+        if evicted[slot]:
+            chosen[2, num_evict] = ids[slot]
+            num_evict += 1
+    return taken, num_evict
 
 
 ACTION_MODE_CLASSES: dict[str, type[ActionMode]] = {"select": SelectMode, "priority": PriorityMode,

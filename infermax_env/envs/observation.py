@@ -59,6 +59,7 @@ GLOBAL_INDEX = {name: i for i, name in enumerate(GLOBAL_FEATURES)}
 TIME_HORIZON_UNITS = 1e6
 COUNT_HORIZON = 10_000
 PREEMPTION_HORIZON = 100
+LOG_TABLE_LIMIT = 1 << 20  # token counts up to this many have their scaled log tabled (4 MiB at most)
 _NUM_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
 (_PROMPT_LEN, _TOKENS_COMPUTED, _TOKENS_GENERATED, _REMAINING_PREFILL, _RESIDENT_KV, _WAITING_TIME, _TIMES_PREEMPTED,
  _PREDICTED_OUTPUT_LEN, _TRUE_OUTPUT_LEN, _IN_MEMORY, _DECODING, _IN_BATCH, _EVICT_PENDING) = (
@@ -173,6 +174,9 @@ class ObservationBuilder:
         self.batch_slots = min(engine.max_batch_size, window)
         self.token_scale = token_scale
         self.preemption_scale = 1.0 / math.log1p(PREEMPTION_HORIZON)
+        # The scaled logs of small integers, looked up instead of computed for each slot every step.
+        self._token_table = _scaled_logs(np.arange(min(engine.kv_capacity, LOG_TABLE_LIMIT) + 1), token_scale)
+        self._preemption_table = _scaled_logs(np.arange(PREEMPTION_HORIZON + 1), self.preemption_scale)
         self._no_predictions = np.zeros(window)
         self._arrival_units = np.zeros(0)
         self._prompt_feature = self._output_feature = np.zeros(0, dtype=np.float32)
@@ -202,8 +206,8 @@ class ObservationBuilder:
             _fill_request_features(out, n, win.ids, win.num_resident, win.kv, win.generated, win.need, win.decoding,
                                    sim.recomputed_tokens, sim.num_preemptions, self._arrival_units,
                                    sim.clock / self.time_unit, predicted, self.predictor is not None,
-                                   self._prompt_feature, self._output_feature, self.token_scale, self.time_scale,
-                                   self.preemption_scale)
+                                   self._prompt_feature, self._output_feature, self._token_table,
+                                   self._preemption_table, self.token_scale, self.time_scale, self.preemption_scale)
         if in_batch is not None:
             out[_IN_BATCH] = in_batch
             out[_EVICT_PENDING] = evict_pending
@@ -219,12 +223,14 @@ class ObservationBuilder:
         """(G,) float32 engine features; ``blocks_used``, ``budget_left`` and ``batch_count`` describe the batch
         being built (the committed state outside the sequential mode)."""
         cfg = sim.config
-        return _global_features(
-            blocks_used / cfg.num_blocks, budget_left / cfg.token_budget,
+        out = np.empty(_NUM_GLOBAL_FEATURES, dtype=np.float32)
+        _global_features(
+            out, blocks_used / cfg.num_blocks, budget_left / cfg.token_budget,
             max(cfg.max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
             win.num_resident_total, win.num_beyond, sim.num_requests - sim.num_arrived,
             sim.next_arrival_time - sim.clock, sim.clock - self._first_arrival, sim.num_done / sim.num_requests,
             self.time_unit, self.time_scale, self.count_scale)
+        return out
 
 
 @njit(cache=True)
@@ -232,6 +238,13 @@ def _scaled_log(value: float, scale: float) -> float:
     """``log1p(value) * scale`` clipped to 1 (NaN stays NaN, as with np.minimum): every log-scaled feature."""
     scaled = math.log1p(value) * scale
     return 1.0 if scaled > 1.0 else scaled
+
+
+@njit(cache=True)
+def _tabled_log(value: int, table: np.ndarray, scale: float) -> float:
+    """:func:`_scaled_log` of a non-negative integer, read from ``table`` (the values for 0..len-1) when it is
+    covered."""
+    return table[value] if value < len(table) else _scaled_log(value, scale)
 
 
 @njit(cache=True)
@@ -244,11 +257,11 @@ def _scaled_logs(values: np.ndarray, scale: float) -> np.ndarray:
 
 
 @njit(cache=True)
-def _global_features(kv_used: float, budget_left: float, batch_slots_left: float, num_waiting: int,
+def _global_features(out: np.ndarray, kv_used: float, budget_left: float, batch_slots_left: float, num_waiting: int,
                      num_resident: int, num_beyond: int, num_future: int, time_to_next_arrival: float, clock: float,
-                     finished: float, time_unit: float, time_scale: float, count_scale: float) -> np.ndarray:
-    """The (G,) float32 global features from their unscaled values (see GLOBAL_FEATURES)."""
-    out = np.empty(_NUM_GLOBAL_FEATURES, dtype=np.float32)
+                     finished: float, time_unit: float, time_scale: float, count_scale: float) -> None:
+    """Fill ``out`` with the (G,) global features from their unscaled values (see GLOBAL_FEATURES); the caller
+    allocates it because returning an array from a kernel costs more than the work."""
     out[0] = kv_used
     out[1] = 1.0 - kv_used
     out[2] = budget_left
@@ -259,7 +272,6 @@ def _global_features(kv_used: float, budget_left: float, batch_slots_left: float
     for i, seconds in enumerate((time_to_next_arrival, clock)):
         out[8 + i] = _scaled_log(max(seconds, 0.0) / time_unit, time_scale)
     out[10] = finished
-    return out
 
 
 @njit(cache=True)
@@ -267,19 +279,20 @@ def _fill_request_features(out: np.ndarray, n: int, ids: np.ndarray, num_residen
                            generated: np.ndarray, need: np.ndarray, decoding: np.ndarray,
                            recomputed_tokens: np.ndarray, num_preemptions: np.ndarray, arrival_units: np.ndarray,
                            clock_units: float, predicted: np.ndarray, with_predictions: bool,
-                           prompt_feature: np.ndarray, output_feature: np.ndarray, token_scale: float,
-                           time_scale: float, preemption_scale: float) -> None:
+                           prompt_feature: np.ndarray, output_feature: np.ndarray, token_table: np.ndarray,
+                           preemption_table: np.ndarray, token_scale: float, time_scale: float,
+                           preemption_scale: float) -> None:
     """The (F, K) request features of the first ``n`` slots from the window's arrays, all but the sequential
-    mode's in_batch and evict_pending."""
+    mode's in_batch and evict_pending. The tables hold the scaled logs of 0, 1, 2, ... tokens and preemptions."""
     for slot in range(n):
         r = ids[slot]
         out[_PROMPT_LEN, slot] = prompt_feature[r]
-        out[_TOKENS_COMPUTED, slot] = _scaled_log(kv[slot] + recomputed_tokens[r], token_scale)
-        out[_TOKENS_GENERATED, slot] = _scaled_log(generated[slot], token_scale)
-        out[_REMAINING_PREFILL, slot] = _scaled_log(need[slot] - decoding[slot], token_scale)  # decodes: 0
-        out[_RESIDENT_KV, slot] = _scaled_log(kv[slot], token_scale)
+        out[_TOKENS_COMPUTED, slot] = _tabled_log(kv[slot] + recomputed_tokens[r], token_table, token_scale)
+        out[_TOKENS_GENERATED, slot] = _tabled_log(generated[slot], token_table, token_scale)
+        out[_REMAINING_PREFILL, slot] = _tabled_log(need[slot] - decoding[slot], token_table, token_scale)  # decodes: 0
+        out[_RESIDENT_KV, slot] = _tabled_log(kv[slot], token_table, token_scale)
         out[_WAITING_TIME, slot] = _scaled_log(clock_units - arrival_units[r], time_scale)
-        out[_TIMES_PREEMPTED, slot] = _scaled_log(num_preemptions[r], preemption_scale)
+        out[_TIMES_PREEMPTED, slot] = _tabled_log(num_preemptions[r], preemption_table, preemption_scale)
         if with_predictions:
             out[_PREDICTED_OUTPUT_LEN, slot] = _scaled_log(predicted[slot], token_scale)
         out[_TRUE_OUTPUT_LEN, slot] = output_feature[r]
