@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 
 _NO_IDS = np.zeros(0, dtype=np.int64)  # left writable (it has no element to write): kernels take it like any array
 
+# Per-request state is packed in three arrays (one argument each for the kernels); these name their rows.
+COUNT_ROWS = ("kv", "generated", "prompt_len", "output_len", "recomputed_tokens", "num_preemptions", "kv_at_finish")
+TIME_ROWS = ("arrival", "first_scheduled_time", "first_token_time", "finish_time")
+FLAG_ROWS = ("finished", "rejected", "closed")
+(_ROW_KV, _ROW_GENERATED, _ROW_PROMPT_LEN, _ROW_OUTPUT_LEN, _ROW_RECOMPUTED, _ROW_PREEMPTIONS,
+ _ROW_KV_AT_FINISH) = range(len(COUNT_ROWS))
+_ROW_ARRIVAL, _ROW_FIRST_SCHEDULED, _ROW_FIRST_TOKEN, _ROW_FINISH = range(len(TIME_ROWS))
+_ROW_FINISHED, _ROW_REJECTED, _ROW_CLOSED = range(len(FLAG_ROWS))
+
 
 class Decision:
     """What one iteration does: compute ``run_tokens[i]`` tokens for request ``run_ids[i]`` after evicting
@@ -125,7 +134,10 @@ class Simulator:
 
     Per-request state is exposed as arrays indexed by request position: ``kv``, ``generated``,
     ``prompt_len``, ``output_len``, ``arrival``, ``first_token_time``, ``finish_time``, ``num_preemptions``,
-    ``recomputed_tokens``. ``waiting`` and ``resident`` are insertion-ordered dicts of request ids
+    ``recomputed_tokens`` and the rest of :data:`COUNT_ROWS`, :data:`TIME_ROWS` and :data:`FLAG_ROWS`: they are
+    the rows of the packed arrays ``counts`` (int64), ``times`` (float64, seconds) and ``flags`` (bool), so write
+    them in place (``sim.kv[r] = ...``); rebinding a name does not change the state the step reads.
+    ``waiting`` and ``resident`` are insertion-ordered dicts of request ids
     (arrival order for new requests; evicted requests re-enter ``waiting`` at the end and are also listed in
     ``evicted_waiting``); :meth:`waiting_by_arrival` walks the waiting queue in arrival order lazily.
 
@@ -158,20 +170,13 @@ class Simulator:
         w = self.workload
         n = len(w)
         self.num_requests = n
-        self.arrival = w.arrival
-        self.prompt_len = w.prompt_len
-        self.output_len = w.output_len
-        self.kv = np.zeros(n, dtype=np.int64)
-        self.generated = np.zeros(n, dtype=np.int64)
-        self.first_token_time = np.full(n, np.nan)
-        self.finish_time = np.full(n, np.nan)
-        self.first_scheduled_time = np.full(n, np.nan)
-        self.num_preemptions = np.zeros(n, dtype=np.int64)
-        self.recomputed_tokens = np.zeros(n, dtype=np.int64)
-        self.kv_at_finish = np.zeros(n, dtype=np.int64)
-        self.finished = np.zeros(n, dtype=bool)
-        self.rejected = np.zeros(n, dtype=bool)
-        self.closed = np.zeros(n, dtype=bool)
+        self.counts = np.zeros((len(COUNT_ROWS), n), dtype=np.int64)
+        self.counts[_ROW_PROMPT_LEN] = w.prompt_len
+        self.counts[_ROW_OUTPUT_LEN] = w.output_len
+        self.times = np.full((len(TIME_ROWS), n), np.nan)
+        self.times[_ROW_ARRIVAL] = w.arrival
+        self.flags = np.zeros((len(FLAG_ROWS), n), dtype=bool)
+        self._bind_rows()
         full_blocks = self._blocks(w.prompt_len + w.output_len - 1)
         oversized = np.flatnonzero(full_blocks > self.config.num_blocks)
         if oversized.size:
@@ -206,13 +211,19 @@ class Simulator:
         self._admit_arrivals(self.clock)
         self._skip_idle()
 
+    def _bind_rows(self) -> None:
+        """Name the rows of the packed per-request arrays (``kv`` is ``counts[0]``, and so on)."""
+        for packed, rows in ((self.counts, COUNT_ROWS), (self.times, TIME_ROWS), (self.flags, FLAG_ROWS)):
+            for i, name in enumerate(rows):
+                setattr(self, name, packed[i])
+
     def clone(self) -> "Simulator":
         """An independent copy of the current state (for look-ahead and exhaustive search)."""
         other = object.__new__(Simulator)
         other.__dict__.update(self.__dict__)
-        for name in ("kv", "generated", "first_token_time", "finish_time", "first_scheduled_time",
-                     "num_preemptions", "recomputed_tokens", "kv_at_finish", "finished", "rejected", "closed"):
+        for name in ("counts", "times", "flags"):
             setattr(other, name, getattr(self, name).copy())
+        other._bind_rows()
         for name in ("waiting", "evicted_waiting", "resident"):
             setattr(other, name, dict(getattr(self, name)))
         for name in ("log_start", "log_batch_time", "log_kv_blocks", "log_tokens", "log_decisions", "log_decode"):
@@ -278,7 +289,7 @@ class Simulator:
             raise InfeasibleDecisionError("the simulation is done: every request has finished or was rejected")
         cfg = self.config
         error, value, total_tokens, blocks_after = _check_decision(
-            ids, tokens, evict, self.kv, self.generated, self.prompt_len, self.closed, self._next_arrival,
+            ids, tokens, evict, self.counts, self.closed, self._next_arrival,
             cfg.max_batch_size, cfg.token_budget, cfg.block_size, cfg.num_blocks, self.kv_blocks_used)
         if error:
             self._raise_infeasible(error, value, decision, blocks_after)
@@ -286,8 +297,7 @@ class Simulator:
             return self._idle(evict, blocks_after)
         decode = np.empty(len(ids), dtype=np.bool_)
         parts = np.empty((3, len(ids)), dtype=np.int64)
-        num_decodes, prefill_samples = _split_batch(ids, tokens, self.kv, self.generated, self.prompt_len, decode,
-                                                    parts)
+        num_decodes, prefill_samples = _split_batch(ids, tokens, self.counts, decode, parts)
         num_prefills = len(ids) - num_decodes
         batch = Batch(parts[0, :num_prefills], parts[1, :num_prefills], parts[2, :num_decodes], prefill_samples)
         batch_time = self.cost_model.batch_time(batch)
@@ -319,10 +329,7 @@ class Simulator:
         returns (ids that emitted a token, ids that finished, KV blocks the finished requests held)."""
         changed = np.empty((3, len(ids)), dtype=np.int64)
         num_emitted, num_finished, num_admitted, finished_blocks = _apply_decision(
-            ids, tokens, evict, self.kv, self.generated, self.prompt_len, self.output_len,
-            self.recomputed_tokens, self.num_preemptions, self.first_scheduled_time, self.first_token_time,
-            self.finish_time, self.kv_at_finish, self.finished, self.closed, start, end, self.config.block_size,
-            changed)
+            ids, tokens, evict, self.counts, self.times, self.flags, start, end, self.config.block_size, changed)
         resident, waiting, evicted_waiting = self.resident, self.waiting, self.evicted_waiting
         if len(evict):
             evict_list = evict.tolist()
@@ -365,7 +372,7 @@ class Simulator:
             message = f"cannot run request {value}: it {what}"
         elif error == _DUPLICATE_RUN:
             message = f"run_ids has duplicates: {ids.tolist()}"
-        elif error == _CLOSED:
+        elif error == _RUN_CLOSED:
             message = f"cannot run request {value}: it is {'rejected' if self.rejected[value] else 'finished'}"
         elif error == _EVICTED_AND_RUN:
             message = f"request {value} is both evicted and run in the same iteration"
@@ -455,7 +462,7 @@ class Simulator:
 # ---- compiled kernels of the step ---------------------------------------------------------------------------
 # Error codes of _check_decision, in the order the constraints are checked (Simulator._raise_infeasible words
 # them).
-_DUPLICATE_EVICTION, _NOT_RESIDENT, _BATCH_SIZE, _TOKEN_BUDGET, _NOT_ARRIVED, _DUPLICATE_RUN, _CLOSED, \
+_DUPLICATE_EVICTION, _NOT_RESIDENT, _BATCH_SIZE, _TOKEN_BUDGET, _NOT_ARRIVED, _DUPLICATE_RUN, _RUN_CLOSED, \
     _EVICTED_AND_RUN, _TOKEN_RANGE, _KV_CAPACITY = range(1, 11)
 
 
@@ -483,15 +490,15 @@ def _has_duplicates(values: np.ndarray) -> bool:
 
 
 @njit(cache=True)
-def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: np.ndarray,
-                    generated: np.ndarray, prompt_len: np.ndarray, closed: np.ndarray, num_arrived: int,
-                    max_batch_size: int, token_budget: int, block_size: int, num_blocks: int,
+def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, counts: np.ndarray, closed: np.ndarray,
+                    num_arrived: int, max_batch_size: int, token_budget: int, block_size: int, num_blocks: int,
                     kv_blocks_used: int) -> tuple[int, int, int, int]:
-    """Check a decision against every constraint without changing anything.
+    """Check a decision against every constraint without changing anything (``counts`` is Simulator.counts).
 
     Returns (error, value, total tokens, KV blocks in use after the iteration): ``error`` is 0 when feasible,
     else the code of the first violated constraint and ``value`` the offending request id, position in
     ``ids`` or token total. Resident requests are exactly those holding KV (``kv > 0``)."""
+    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
     if _has_duplicates(evict):
         return _DUPLICATE_EVICTION, 0, 0, 0
     freed_blocks = 0
@@ -513,7 +520,7 @@ def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
         return _DUPLICATE_RUN, 0, 0, 0
     for r in ids:
         if closed[r]:
-            return _CLOSED, r, 0, 0
+            return _RUN_CLOSED, r, 0, 0
     both = -1
     for r in evict:
         if both == -1 or r < both:
@@ -537,14 +544,15 @@ def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: 
 
 
 @njit(cache=True)
-def _split_batch(ids: np.ndarray, tokens: np.ndarray, kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray,
-                 decode: np.ndarray, parts: np.ndarray) -> tuple[int, int]:
+def _split_batch(ids: np.ndarray, tokens: np.ndarray, counts: np.ndarray, decode: np.ndarray,
+                 parts: np.ndarray) -> tuple[int, int]:
     """Split checked runs into the batch's parts: ``decode[j]`` says whether run j is a decode; rows of ``parts``
     (3, n) get the prefill new tokens, the prefill cached tokens and the decode contexts, each in run order from
     column 0. Returns (decodes, prefill chunks that emit a token).
 
     Kernels write into arrays the caller allocates because returning an array from a kernel costs more than the
     rest of this function."""
+    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
     num_decodes = prefill_samples = p = 0
     for j in range(len(ids)):
         r = ids[j]
@@ -562,16 +570,19 @@ def _split_batch(ids: np.ndarray, tokens: np.ndarray, kv: np.ndarray, generated:
 
 
 @njit(cache=True)
-def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, kv: np.ndarray, generated: np.ndarray,
-                    prompt_len: np.ndarray, output_len: np.ndarray, recomputed_tokens: np.ndarray,
-                    num_preemptions: np.ndarray, first_scheduled_time: np.ndarray, first_token_time: np.ndarray,
-                    finish_time: np.ndarray, kv_at_finish: np.ndarray, finished: np.ndarray, closed: np.ndarray,
-                    start: float, end: float, block_size: int, changed: np.ndarray) -> tuple[int, int, int, int]:
-    """Apply checked evictions, then runs from ``start`` to ``end``, to the request arrays.
+def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, counts: np.ndarray, times: np.ndarray,
+                    flags: np.ndarray, start: float, end: float, block_size: int,
+                    changed: np.ndarray) -> tuple[int, int, int, int]:
+    """Apply checked evictions, then runs from ``start`` to ``end``, to the packed request arrays.
 
     Rows of ``changed`` (3, runs) get the ids that emitted a token, that finished and that were admitted to the
     cache, in run order from column 0; returns (emitted, finished, admitted, KV blocks the finished requests
     held)."""
+    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
+    output_len, recomputed_tokens = counts[_ROW_OUTPUT_LEN], counts[_ROW_RECOMPUTED]
+    num_preemptions, kv_at_finish = counts[_ROW_PREEMPTIONS], counts[_ROW_KV_AT_FINISH]
+    first_scheduled_time, first_token_time = times[_ROW_FIRST_SCHEDULED], times[_ROW_FIRST_TOKEN]
+    finish_time, finished, closed = times[_ROW_FINISH], flags[_ROW_FINISHED], flags[_ROW_CLOSED]
     for r in evict:
         recomputed_tokens[r] += kv[r]
         num_preemptions[r] += 1

@@ -21,7 +21,8 @@ import numpy as np
 from numba import njit
 
 from ..batch import Batch
-from ..simulator import Simulator
+from ..simulator import (_ROW_ARRIVAL, _ROW_GENERATED, _ROW_KV, _ROW_PREEMPTIONS, _ROW_PROMPT_LEN, _ROW_RECOMPUTED,
+                         _ROW_REJECTED, Simulator)
 
 REQUEST_FEATURES: tuple[str, ...] = (
     # log-scaled (see the module docstring); contiguous so they are scaled in one pass
@@ -69,43 +70,41 @@ _NUM_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
         "evict_pending"))
 
 
+# Rows of Window.slots (int64) and Window.slot_flags (bool).
+_SLOT_ID, _SLOT_KV, _SLOT_NEED, _SLOT_GENERATED = range(4)
+_SLOT_DECODING, _SLOT_VALID, _SLOT_RESIDENT = range(3)
+
+
 class Window:
     """The K requests the agent sees and acts on this iteration, with what the action modes need.
 
     One Window per env, refreshed in place each iteration (its arrays are internal buffers; the observation
     never aliases them). Arrays have length K; entries past ``count`` are padding (id -1, zeros). Slots
-    ``0..num_resident-1`` hold resident requests.
+    ``0..num_resident-1`` hold resident requests. ``ids``, ``kv``, ``need``, ``generated`` are the rows of
+    ``slots`` and ``decoding``, ``valid``, ``resident`` those of ``slot_flags``.
     """
 
-    __slots__ = ("size", "ids", "count", "num_resident", "kv", "need", "decoding", "kv_blocks", "free_blocks",
-                 "generated", "num_waiting_total", "num_resident_total", "valid", "resident", "_generated")
+    __slots__ = ("size", "slots", "slot_flags", "ids", "kv", "need", "generated", "decoding", "valid", "resident",
+                 "kv_blocks", "count", "num_resident", "free_blocks", "num_waiting_total", "num_resident_total")
 
     def __init__(self, size: int):
         self.size = size
-        self.ids = np.full(size, -1, dtype=np.int64)
-        self.kv = np.zeros(size, dtype=np.int64)
-        self.need = np.zeros(size, dtype=np.int64)
-        self.decoding = np.zeros(size, dtype=bool)
-        self.valid = np.zeros(size, dtype=bool)
-        """(K,) bool: the slot holds a request."""
-        self.resident = np.zeros(size, dtype=bool)
-        """(K,) bool: the slot holds a resident request."""
+        self.slots = np.zeros((4, size), dtype=np.int64)
+        self.slot_flags = np.zeros((3, size), dtype=bool)
+        self.slots[_SLOT_ID] = -1
+        self.ids, self.kv, self.need, self.generated = self.slots
+        self.decoding, self.valid, self.resident = self.slot_flags
         self.kv_blocks = self.kv
-        self._generated = np.zeros(size, dtype=np.int64)
-        self.generated = self._generated[:0]
         self.count = self.num_resident = self.free_blocks = self.num_waiting_total = self.num_resident_total = 0
 
     def refresh(self, sim: Simulator) -> "Window":
         """Fill the slots from ``sim``'s current state (see the module docstring for the order)."""
         num_waiting, num_resident_total = len(sim.waiting), len(sim.resident)
-        count, num_resident = _fill_slots(sim.kv, sim.generated, sim.prompt_len, sim.closed, sim.num_arrived,
-                                          num_resident_total, num_waiting, self.ids, self.kv, self.need,
-                                          self.decoding, self._generated, self.valid, self.resident)
-        self.count = count
-        self.num_resident = num_resident
-        self.generated = self._generated[:count]
-        self.kv_blocks = self.kv if sim.config.block_size == 1 else sim._blocks(self.kv)
-        self.free_blocks = sim.config.num_blocks - sim.kv_blocks_used
+        self.count, self.num_resident = _fill_slots(sim.counts, sim.closed, sim.num_arrived, num_resident_total,
+                                                    num_waiting, self.slots, self.slot_flags)
+        cfg = sim.config
+        self.kv_blocks = self.kv if cfg.block_size == 1 else sim._blocks(self.kv)
+        self.free_blocks = cfg.num_blocks - sim.kv_blocks_used
         self.num_waiting_total = num_waiting
         self.num_resident_total = num_resident_total
         return self
@@ -116,13 +115,14 @@ class Window:
 
 
 @njit(cache=True)
-def _fill_slots(kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray, closed: np.ndarray, num_arrived: int,
-                num_resident: int, num_waiting: int, ids: np.ndarray, slot_kv: np.ndarray, need: np.ndarray,
-                decoding: np.ndarray, slot_generated: np.ndarray, valid: np.ndarray,
-                resident: np.ndarray) -> tuple[int, int]:
-    """Fill the slot arrays with the first resident requests by id, then the first waiting ones, padding the
-    rest (id -1, zeros, not valid); returns (filled slots, resident slots). Resident requests are the arrived
-    ones holding KV, waiting ones the arrived unfinished ones holding none; ids are in arrival order."""
+def _fill_slots(counts: np.ndarray, closed: np.ndarray, num_arrived: int, num_resident: int, num_waiting: int,
+                slots: np.ndarray, slot_flags: np.ndarray) -> tuple[int, int]:
+    """Fill the window's packed slot arrays with the first resident requests by id, then the first waiting
+    ones, padding the rest (id -1, zeros, not valid); returns (filled slots, resident slots). Resident requests
+    are the arrived ones holding KV, waiting ones the arrived unfinished ones holding none; ids are in arrival
+    order. ``counts`` and ``closed`` are the simulator's."""
+    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
+    ids = slots[_SLOT_ID]
     size = len(ids)
     count = 0
     found = 0
@@ -143,18 +143,19 @@ def _fill_slots(kv: np.ndarray, generated: np.ndarray, prompt_len: np.ndarray, c
             count += 1
             found += 1
     for slot in range(size):
-        valid[slot] = slot < count
-        resident[slot] = slot < slots_resident
+        slot_flags[_SLOT_VALID, slot] = slot < count
+        slot_flags[_SLOT_RESIDENT, slot] = slot < slots_resident
         if slot < count:
             r = ids[slot]
-            slot_kv[slot] = kv[r]
-            slot_generated[slot] = generated[r]
-            need[slot] = prompt_len[r] + generated[r] - kv[r]
-            decoding[slot] = generated[r] > 0 and need[slot] == 1
+            need = prompt_len[r] + generated[r] - kv[r]
+            slots[_SLOT_KV, slot] = kv[r]
+            slots[_SLOT_GENERATED, slot] = generated[r]
+            slots[_SLOT_NEED, slot] = need
+            slot_flags[_SLOT_DECODING, slot] = generated[r] > 0 and need == 1
         else:
             ids[slot] = -1
-            slot_kv[slot] = slot_generated[slot] = need[slot] = 0
-            decoding[slot] = False
+            slots[_SLOT_KV, slot] = slots[_SLOT_GENERATED, slot] = slots[_SLOT_NEED, slot] = 0
+            slot_flags[_SLOT_DECODING, slot] = False
     return count, slots_resident
 
 
@@ -165,6 +166,7 @@ class ObservationBuilder:
         self.window = window
         self.oracle = oracle
         self.predictor = predictor
+        self.engine = engine
         token_scale = 1.0 / math.log1p(engine.kv_capacity)
         self.time_unit = cost_model.batch_time(Batch.of(decodes=[1]))
         if not self.time_unit > 0:
@@ -178,8 +180,8 @@ class ObservationBuilder:
         self._token_table = _scaled_logs(np.arange(min(engine.kv_capacity, LOG_TABLE_LIMIT) + 1), token_scale)
         self._preemption_table = _scaled_logs(np.arange(PREEMPTION_HORIZON + 1), self.preemption_scale)
         self._no_predictions = np.zeros(window)
-        self._arrival_units = np.zeros(0)
-        self._prompt_feature = self._output_feature = np.zeros(0, dtype=np.float32)
+        self._not_in_batch = np.zeros((2, window), dtype=bool)
+        self._episode = np.zeros((3, 0))
         self._first_arrival = 0.0
 
     def scaled_tokens(self, tokens: np.ndarray) -> np.ndarray:
@@ -189,48 +191,43 @@ class ObservationBuilder:
     def start_episode(self, sim: Simulator) -> None:
         """Per-episode constants: arrival times in time units, the first arrival time, the scaled prompt lengths
         and (with the oracle) output lengths of every request."""
-        self._arrival_units = sim.arrival / self.time_unit
         self._first_arrival = float(sim.arrival[0])
-        self._prompt_feature = self.scaled_tokens(sim.prompt_len)
         # Without the oracle the true output length feature stays 0.
-        self._output_feature = self.scaled_tokens(sim.output_len if self.oracle else np.zeros_like(sim.output_len))
+        self._episode = np.stack([sim.arrival / self.time_unit, self.scaled_tokens(sim.prompt_len),
+                                  self.scaled_tokens(sim.output_len) if self.oracle else np.zeros(sim.num_requests)])
 
-    def requests(self, sim: Simulator, win: Window, in_batch: np.ndarray | None = None,
-                 evict_pending: np.ndarray | None = None) -> np.ndarray:
-        """(K, F) float32 request features, zero rows for empty slots (a transposed view of an (F, K) array,
-        so each feature is filled contiguously)."""
-        out = np.zeros((len(REQUEST_FEATURES), self.window), dtype=np.float32)
+    def observe(self, sim: Simulator, win: Window, pending=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(requests, slot_mask, global): the (K, F) float32 request features (zero rows for empty slots; a
+        transposed view of an (F, K) array, so each feature is filled contiguously), the (K,) int8 slot-valid
+        mask and the (G,) float32 engine features. ``pending`` is the sequential mode's batch being built, whose
+        slots and resources the features then describe; else the committed state is described."""
+        engine = self.engine
+        requests = np.zeros((len(REQUEST_FEATURES), self.window), dtype=np.float32)
+        slot_mask = np.empty(self.window, dtype=np.int8)
+        global_features = np.empty(_NUM_GLOBAL_FEATURES, dtype=np.float32)
         n = win.count
-        if n:
-            predicted = self._no_predictions if self.predictor is None else self._predicted(sim, win.ids[:n])
-            _fill_request_features(out, n, win.ids, win.num_resident, win.kv, win.generated, win.need, win.decoding,
-                                   sim.recomputed_tokens, sim.num_preemptions, self._arrival_units,
-                                   sim.clock / self.time_unit, predicted, self.predictor is not None,
-                                   self._prompt_feature, self._output_feature, self._token_table,
-                                   self._preemption_table, self.token_scale, self.time_scale, self.preemption_scale)
-        if in_batch is not None:
-            out[_IN_BATCH] = in_batch
-            out[_EVICT_PENDING] = evict_pending
-        return out.T
+        predicted = self._no_predictions if self.predictor is None or not n else self._predicted(sim, win.ids[:n])
+        if pending is None:
+            blocks_used, budget_left, batch_count, in_batch = sim.kv_blocks_used, engine.token_budget, 0, None
+        else:
+            blocks_used, budget_left, batch_count = engine.num_blocks - pending.free_blocks, pending.budget_left, \
+                pending.count
+            in_batch = np.stack([pending.in_batch, pending.evict])
+        _fill_features(
+            requests, slot_mask, global_features, n, win.num_resident, win.slots, win.slot_flags,
+            self._not_in_batch if in_batch is None else in_batch, sim.counts, sim.times, sim.flags, self._episode,
+            predicted, self.predictor is not None, self._token_table, self._preemption_table, sim.clock,
+            self.time_unit, self.token_scale, self.time_scale, self.preemption_scale, self.count_scale,
+            blocks_used / engine.num_blocks, budget_left / engine.token_budget,
+            max(engine.max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
+            win.num_resident_total, sim.num_arrived, sim.clock - self._first_arrival, sim.num_done)
+        return requests.T, slot_mask, global_features
 
     def _predicted(self, sim: Simulator, live: np.ndarray) -> np.ndarray:
         predicted = np.asarray(self.predictor.predict(sim, live), dtype=np.float64).reshape(-1)
         if predicted.shape != live.shape:
             raise ValueError(f"predictor.predict returned {predicted.shape[0]} values for {len(live)} requests")
         return np.maximum(predicted, 0.0)
-
-    def globals(self, sim: Simulator, win: Window, blocks_used: int, budget_left: int, batch_count: int) -> np.ndarray:
-        """(G,) float32 engine features; ``blocks_used``, ``budget_left`` and ``batch_count`` describe the batch
-        being built (the committed state outside the sequential mode)."""
-        cfg = sim.config
-        out = np.empty(_NUM_GLOBAL_FEATURES, dtype=np.float32)
-        _global_features(
-            out, blocks_used / cfg.num_blocks, budget_left / cfg.token_budget,
-            max(cfg.max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
-            win.num_resident_total, win.num_beyond, sim.num_requests - sim.num_arrived,
-            sim.next_arrival_time - sim.clock, sim.clock - self._first_arrival, sim.num_done / sim.num_requests,
-            self.time_unit, self.time_scale, self.count_scale)
-        return out
 
 
 @njit(cache=True)
@@ -257,44 +254,55 @@ def _scaled_logs(values: np.ndarray, scale: float) -> np.ndarray:
 
 
 @njit(cache=True)
-def _global_features(out: np.ndarray, kv_used: float, budget_left: float, batch_slots_left: float, num_waiting: int,
-                     num_resident: int, num_beyond: int, num_future: int, time_to_next_arrival: float, clock: float,
-                     finished: float, time_unit: float, time_scale: float, count_scale: float) -> None:
-    """Fill ``out`` with the (G,) global features from their unscaled values (see GLOBAL_FEATURES); the caller
-    allocates it because returning an array from a kernel costs more than the work."""
+def _fill_features(requests: np.ndarray, slot_mask: np.ndarray, global_features: np.ndarray, n: int,
+                   num_resident: int, slots: np.ndarray, slot_flags: np.ndarray, in_batch: np.ndarray,
+                   counts: np.ndarray, times: np.ndarray, flags: np.ndarray, episode: np.ndarray,
+                   predicted: np.ndarray, with_predictions: bool, token_table: np.ndarray,
+                   preemption_table: np.ndarray, clock: float, time_unit: float, token_scale: float,
+                   time_scale: float, preemption_scale: float, count_scale: float, kv_used: float, budget_left: float,
+                   batch_slots_left: float, num_waiting: int, num_resident_total: int, num_arrived: int,
+                   clock_since_start: float, num_done: int) -> None:
+    """Fill the (F, K) request features of the first ``n`` slots, the slot mask and the (G,) global features.
+
+    ``slots``/``slot_flags`` are the window's, ``counts``/``times``/``flags`` the simulator's, ``episode`` the
+    builder's per-episode rows (arrival in time units, scaled prompt and output lengths) and ``in_batch`` the
+    sequential mode's (in batch, marked for eviction) rows. The tables hold the scaled logs of 0, 1, 2, ...
+    tokens and preemptions."""
+    recomputed_tokens, num_preemptions = counts[_ROW_RECOMPUTED], counts[_ROW_PREEMPTIONS]
+    clock_units = clock / time_unit
+    for slot in range(len(slot_mask)):
+        slot_mask[slot] = slot < n
+    for slot in range(n):
+        r = slots[_SLOT_ID, slot]
+        kv, need, decoding = slots[_SLOT_KV, slot], slots[_SLOT_NEED, slot], slot_flags[_SLOT_DECODING, slot]
+        requests[_PROMPT_LEN, slot] = episode[1, r]
+        requests[_TOKENS_COMPUTED, slot] = _tabled_log(kv + recomputed_tokens[r], token_table, token_scale)
+        requests[_TOKENS_GENERATED, slot] = _tabled_log(slots[_SLOT_GENERATED, slot], token_table, token_scale)
+        requests[_REMAINING_PREFILL, slot] = _tabled_log(need - decoding, token_table, token_scale)  # decodes: 0
+        requests[_RESIDENT_KV, slot] = _tabled_log(kv, token_table, token_scale)
+        requests[_WAITING_TIME, slot] = _scaled_log(clock_units - episode[0, r], time_scale)
+        requests[_TIMES_PREEMPTED, slot] = _tabled_log(num_preemptions[r], preemption_table, preemption_scale)
+        if with_predictions:
+            requests[_PREDICTED_OUTPUT_LEN, slot] = _scaled_log(predicted[slot], token_scale)
+        requests[_TRUE_OUTPUT_LEN, slot] = episode[2, r]
+        requests[_IN_MEMORY, slot] = 1.0 if slot < num_resident else 0.0
+        requests[_DECODING, slot] = 1.0 if decoding else 0.0
+        requests[_IN_BATCH, slot] = 1.0 if in_batch[0, slot] else 0.0
+        requests[_EVICT_PENDING, slot] = 1.0 if in_batch[1, slot] else 0.0
+    num_requests = counts.shape[1]
+    next_arrival = num_arrived  # the next request not yet visible that is not rejected
+    while next_arrival < num_requests and flags[_ROW_REJECTED, next_arrival]:
+        next_arrival += 1
+    # An infinite time to the next arrival (none left) scales to 1.
+    to_next_arrival = times[_ROW_ARRIVAL, next_arrival] - clock if next_arrival < num_requests else np.inf
+    out = global_features
     out[0] = kv_used
     out[1] = 1.0 - kv_used
     out[2] = budget_left
     out[3] = min(batch_slots_left, 1.0)
-    for i, count in enumerate((num_waiting, num_resident, num_beyond, num_future)):
+    num_beyond = num_waiting + num_resident_total - n
+    for i, count in enumerate((num_waiting, num_resident_total, num_beyond, num_requests - num_arrived)):
         out[4 + i] = _scaled_log(count, count_scale)
-    # An infinite time to the next arrival (none left) scales to 1.
-    for i, seconds in enumerate((time_to_next_arrival, clock)):
+    for i, seconds in enumerate((to_next_arrival, clock_since_start)):
         out[8 + i] = _scaled_log(max(seconds, 0.0) / time_unit, time_scale)
-    out[10] = finished
-
-
-@njit(cache=True)
-def _fill_request_features(out: np.ndarray, n: int, ids: np.ndarray, num_resident: int, kv: np.ndarray,
-                           generated: np.ndarray, need: np.ndarray, decoding: np.ndarray,
-                           recomputed_tokens: np.ndarray, num_preemptions: np.ndarray, arrival_units: np.ndarray,
-                           clock_units: float, predicted: np.ndarray, with_predictions: bool,
-                           prompt_feature: np.ndarray, output_feature: np.ndarray, token_table: np.ndarray,
-                           preemption_table: np.ndarray, token_scale: float, time_scale: float,
-                           preemption_scale: float) -> None:
-    """The (F, K) request features of the first ``n`` slots from the window's arrays, all but the sequential
-    mode's in_batch and evict_pending. The tables hold the scaled logs of 0, 1, 2, ... tokens and preemptions."""
-    for slot in range(n):
-        r = ids[slot]
-        out[_PROMPT_LEN, slot] = prompt_feature[r]
-        out[_TOKENS_COMPUTED, slot] = _tabled_log(kv[slot] + recomputed_tokens[r], token_table, token_scale)
-        out[_TOKENS_GENERATED, slot] = _tabled_log(generated[slot], token_table, token_scale)
-        out[_REMAINING_PREFILL, slot] = _tabled_log(need[slot] - decoding[slot], token_table, token_scale)  # decodes: 0
-        out[_RESIDENT_KV, slot] = _tabled_log(kv[slot], token_table, token_scale)
-        out[_WAITING_TIME, slot] = _scaled_log(clock_units - arrival_units[r], time_scale)
-        out[_TIMES_PREEMPTED, slot] = _tabled_log(num_preemptions[r], preemption_table, preemption_scale)
-        if with_predictions:
-            out[_PREDICTED_OUTPUT_LEN, slot] = _scaled_log(predicted[slot], token_scale)
-        out[_TRUE_OUTPUT_LEN, slot] = output_feature[r]
-        out[_IN_MEMORY, slot] = 1.0 if slot < num_resident else 0.0
-        out[_DECODING, slot] = 1.0 if decoding[slot] else 0.0
+    out[10] = num_done / num_requests

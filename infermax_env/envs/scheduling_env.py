@@ -172,14 +172,8 @@ class InferMaxEnv(gym.Env):
     def _observe(self) -> dict[str, np.ndarray]:
         sim, win, pending = self.sim, self.window, self.pending
         self._mask = self.mode.mask(sim, win, pending)
-        if pending is None:
-            requests = self.builder.requests(sim, win)
-            global_features = self.builder.globals(sim, win, sim.kv_blocks_used, sim.config.token_budget, 0)
-        else:
-            requests = self.builder.requests(sim, win, pending.in_batch, pending.evict)
-            global_features = self.builder.globals(sim, win, sim.config.num_blocks - pending.free_blocks,
-                                                   pending.budget_left, pending.count)
-        return {"requests": requests, "slot_mask": win.valid.astype(np.int8), "global": global_features,
+        requests, slot_mask, global_features = self.builder.observe(sim, win, pending)
+        return {"requests": requests, "slot_mask": slot_mask, "global": global_features,
                 "action_mask": self._mask.astype(np.int8)}
 
     def _step_info(self, decision: Decision, result: StepResult, repairs: Repairs) -> dict[str, Any]:
