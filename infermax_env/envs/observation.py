@@ -166,7 +166,8 @@ class ObservationBuilder:
         self.window = window
         self.oracle = oracle
         self.predictor = predictor
-        self.engine = engine
+        self._num_blocks, self._token_budget, self._max_batch_size = (
+            engine.num_blocks, engine.token_budget, engine.max_batch_size)
         token_scale = 1.0 / math.log1p(engine.kv_capacity)
         self.time_unit = cost_model.batch_time(Batch.of(decodes=[1]))
         if not self.time_unit > 0:
@@ -201,25 +202,23 @@ class ObservationBuilder:
         transposed view of an (F, K) array, so each feature is filled contiguously), the (K,) int8 slot-valid
         mask and the (G,) float32 engine features. ``pending`` is the sequential mode's batch being built, whose
         slots and resources the features then describe; else the committed state is described."""
-        engine = self.engine
         requests = np.zeros((len(REQUEST_FEATURES), self.window), dtype=np.float32)
         slot_mask = np.empty(self.window, dtype=np.int8)
         global_features = np.empty(_NUM_GLOBAL_FEATURES, dtype=np.float32)
         n = win.count
         predicted = self._no_predictions if self.predictor is None or not n else self._predicted(sim, win.ids[:n])
         if pending is None:
-            blocks_used, budget_left, batch_count, in_batch = sim.kv_blocks_used, engine.token_budget, 0, None
+            blocks_used, budget_left, batch_count, in_batch = sim.kv_blocks_used, self._token_budget, 0, None
         else:
-            blocks_used, budget_left, batch_count = engine.num_blocks - pending.free_blocks, pending.budget_left, \
-                pending.count
-            in_batch = np.stack([pending.in_batch, pending.evict])
+            blocks_used, budget_left = self._num_blocks - pending.free_blocks, pending.budget_left
+            batch_count, in_batch = pending.count, np.stack([pending.in_batch, pending.evict])
         _fill_features(
             requests, slot_mask, global_features, n, win.num_resident, win.slots, win.slot_flags,
             self._not_in_batch if in_batch is None else in_batch, sim.counts, sim.times, sim.flags, self._episode,
             predicted, self.predictor is not None, self._token_table, self._preemption_table, sim.clock,
             self.time_unit, self.token_scale, self.time_scale, self.preemption_scale, self.count_scale,
-            blocks_used / engine.num_blocks, budget_left / engine.token_budget,
-            max(engine.max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
+            blocks_used / self._num_blocks, budget_left / self._token_budget,
+            max(self._max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
             win.num_resident_total, sim.num_arrived, sim.clock - self._first_arrival, sim.num_done)
         return requests.T, slot_mask, global_features
 
