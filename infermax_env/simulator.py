@@ -20,7 +20,6 @@ Semantics (see docs/semantics.md for the full statement):
 
 from __future__ import annotations
 
-import heapq
 from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
 
 import numpy as np
@@ -138,8 +137,8 @@ class Simulator:
     the rows of the packed arrays ``counts`` (int64), ``times`` (float64, seconds) and ``flags`` (bool), so write
     them in place (``sim.kv[r] = ...``); rebinding a name does not change the state the step reads.
     ``waiting`` and ``resident`` are insertion-ordered dicts of request ids
-    (arrival order for new requests; evicted requests re-enter ``waiting`` at the end and are also listed in
-    ``evicted_waiting``); :meth:`waiting_by_arrival` walks the waiting queue in arrival order lazily.
+    (arrival order for new requests; evicted requests re-enter ``waiting`` at the end, see ``evicted_waiting``);
+    :meth:`waiting_by_arrival` walks the waiting queue in arrival order; ``num_evictions`` counts evictions.
 
     The run log holds, per iteration, ``log_start``, ``log_batch_time``, ``log_kv_blocks`` (peak blocks in
     the iteration), ``log_tokens``, ``log_decisions`` and ``log_decode`` (which runs were decodes).
@@ -190,7 +189,7 @@ class Simulator:
             self.rejected[oversized] = True
             self.closed[oversized] = True
         self.waiting: dict[int, None] = {}
-        self.evicted_waiting: dict[int, None] = {}
+        self.num_evictions = 0
         self.resident: dict[int, None] = {}
         self.clock = 0.0
         self.kv_blocks_used = 0
@@ -224,7 +223,7 @@ class Simulator:
         for name in ("counts", "times", "flags"):
             setattr(other, name, getattr(self, name).copy())
         other._bind_rows()
-        for name in ("waiting", "evicted_waiting", "resident"):
+        for name in ("waiting", "resident"):
             setattr(other, name, dict(getattr(self, name)))
         for name in ("log_start", "log_batch_time", "log_kv_blocks", "log_tokens", "log_decisions", "log_decode"):
             setattr(other, name, list(getattr(self, name)))
@@ -260,13 +259,16 @@ class Simulator:
         """True where the request has emitted a token and holds all KV but the newest token's."""
         return (self.generated[ids] > 0) & (self.kv[ids] == self.prompt_len[ids] + self.generated[ids] - 1)
 
+    @property
+    def evicted_waiting(self) -> list[int]:
+        """Waiting request ids that were evicted (they hold no KV but were preempted), in queue order."""
+        preempted = self.num_preemptions
+        return [r for r in self.waiting if preempted[r]]
+
     def waiting_by_arrival(self) -> Iterator[int]:
-        """Waiting request ids in arrival order, lazily: cheap when only the head of the queue is needed."""
-        if not self.evicted_waiting:
-            return iter(self.waiting)
-        evicted = self.evicted_waiting
-        fresh = (r for r in self.waiting if r not in evicted)
-        return heapq.merge(sorted(evicted), fresh)
+        """Waiting request ids in arrival order: the queue itself until the first eviction (cheap when only its
+        head is needed), sorted after that (evicted requests re-enter at the end of the queue)."""
+        return iter(self.waiting) if not self.num_evictions else iter(sorted(self.waiting))
 
     def waiting_ids(self) -> np.ndarray:
         return np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
@@ -329,21 +331,17 @@ class Simulator:
         changed = np.empty((3, len(ids)), dtype=np.int64)
         num_emitted, num_finished, num_admitted, finished_blocks = _apply_decision(
             ids, tokens, evict, self.counts, self.times, self.flags, start, end, self.config.block_size, changed)
-        resident, waiting, evicted_waiting = self.resident, self.waiting, self.evicted_waiting
+        resident, waiting = self.resident, self.waiting
         if len(evict):
             evict_list = evict.tolist()
             for i in evict_list:
                 del resident[i]
-            moved = dict.fromkeys(evict_list)
-            waiting.update(moved)
-            evicted_waiting.update(moved)
+            waiting.update(dict.fromkeys(evict_list))
+            self.num_evictions += len(evict_list)
         if num_admitted:
             admitted = changed[2, :num_admitted].tolist()
             for i in admitted:
                 del waiting[i]
-            if evicted_waiting:
-                for i in admitted:
-                    evicted_waiting.pop(i, None)
             resident.update(dict.fromkeys(admitted))
         finished = changed[1, :num_finished]
         if num_finished:
