@@ -250,18 +250,14 @@ class PriorityMode(ActionMode):
         if scores.dtype.kind not in "fiu":
             raise ValueError(f"priority action must be real scores, got dtype {scores.dtype}")
         repairs = Repairs()
-        scores = scores[:win.count].astype(np.float64)
-        nan = np.isnan(scores)
-        if np.count_nonzero(nan):
-            repairs.invalid = int(nan.sum())
-            self._reject(f"priority scores of slots {np.flatnonzero(nan).tolist()} are NaN")
-            scores[nan] = -np.inf
-        order = np.argsort(-scores, kind="stable")
         cfg = sim.config
         chosen = np.empty((3, self.window), dtype=np.int64)
-        num_runs, num_evictions = _priority_batch(
-            order, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.free_blocks, cfg.block_size,
-            cfg.token_budget, cfg.max_batch_size, chosen)
+        num_runs, num_evictions, num_nan = _priority_batch(
+            scores, win.count, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.free_blocks,
+            cfg.block_size, cfg.token_budget, cfg.max_batch_size, chosen)
+        if num_nan:
+            repairs.invalid = num_nan
+            self._reject(f"priority scores of slots {np.flatnonzero(np.isnan(scores[:win.count])).tolist()} are NaN")
         evict_ids = chosen[2, :num_evictions]
         if num_runs == 0:
             return self._livelock(sim, evict_ids, repairs), repairs
@@ -457,14 +453,25 @@ def _select_batch(choice: np.ndarray, count: int, num_resident: int, ids: np.nda
 
 
 @njit(cache=True)
-def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need: np.ndarray, kv: np.ndarray,
-                    kv_blocks: np.ndarray, free_blocks: int, block_size: int, budget: int,
-                    room: int, chosen: np.ndarray) -> tuple[int, int]:
-    """The priority mode's batch for the slots in ``order`` (best first; see the module docstring): rows of
-    ``chosen`` (3, K) get the run ids, their tokens and the evicted ids (in slot order) from column 0; returns
-    (runs, evictions). From the first slot that does not fit whole on, lower-ranked resident slots are evicted
-    (lowest first) to make room for higher-ranked ones."""
-    num_order = len(order)
+def _priority_batch(scores: np.ndarray, count: int, num_resident: int, ids: np.ndarray, need: np.ndarray,
+                    kv: np.ndarray, kv_blocks: np.ndarray, free_blocks: int, block_size: int, budget: int,
+                    room: int, chosen: np.ndarray) -> tuple[int, int, int]:
+    """The priority mode's batch for the first ``count`` slots visited by decreasing score, ties in slot order,
+    NaN scores last (see the module docstring): rows of ``chosen`` (3, K) get the run ids, their tokens and the
+    evicted ids (in slot order) from column 0; returns (runs, evictions, NaN scores). From the first slot that
+    does not fit whole on, lower-ranked resident slots are evicted (lowest first) to make room for higher-ranked
+    ones."""
+    keys = np.empty(count)
+    num_nan = 0
+    for slot in range(count):
+        score = float(scores[slot])
+        if np.isnan(score):
+            num_nan += 1
+            keys[slot] = np.inf
+        else:
+            keys[slot] = -score
+    order = np.argsort(keys, kind="mergesort")  # stable
+    num_order = count
     slots = np.empty(num_order, dtype=np.int64)
     tokens = chosen[1]
     evicted = np.zeros(len(ids), dtype=np.bool_)
@@ -521,7 +528,7 @@ def _priority_batch(order: np.ndarray, num_resident: int, ids: np.ndarray, need:
         if evicted[slot]:
             chosen[2, num_evict] = ids[slot]
             num_evict += 1
-    return taken, num_evict
+    return taken, num_evict, num_nan
 
 
 ACTION_MODE_CLASSES: dict[str, type[ActionMode]] = {"select": SelectMode, "priority": PriorityMode,
