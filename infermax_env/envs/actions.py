@@ -81,24 +81,25 @@ def tokens_fitting(sim: Simulator, win: Window, slots: np.ndarray | int, free_bl
 
 
 def livelock_decision(sim: Simulator, evict_ids: np.ndarray) -> Decision:
-    """The livelock rule (module docstring): run the earliest-arrived unfinished request not being evicted."""
+    """The livelock rule (module docstring): run the earliest-arrived unfinished request not being evicted.
+    ``evict_ids`` are resident requests (every mode evicts only those)."""
     evicting = set(evict_ids.tolist())
-    resident = sorted(sim.resident)
-    candidates = [r for r in resident if r not in evicting][:1]
-    candidates += [r for r in sim.waiting_by_arrival() if r not in evicting][:1]
-    if not candidates:  # the action evicts everything there is: keep the oldest, evict the rest
-        candidates = resident[:1]
-        evicting.discard(resident[0])
-    target = min(candidates)
+    kept = [r for r in sim.resident if r not in evicting]
+    if kept or sim.waiting:
+        target = min(min(kept, default=sim.num_requests), min(sim.waiting, default=sim.num_requests))
+    else:  # the action evicts everything there is: keep the oldest, evict the rest
+        target = min(sim.resident)
+        evicting.discard(target)
     free = sim.config.num_blocks - sim.kv_blocks_used + int(sim._blocks(sim.kv[list(evicting)]).sum())
     block = sim.config.block_size
     kv = int(sim.kv[target])
-    for victim in reversed(resident):
-        if (sim._blocks(kv) + free) * block - kv >= 1:
-            break
-        if victim != target and victim not in evicting:
-            evicting.add(victim)
-            free += int(sim._blocks(sim.kv[victim]))
+    if (sim._blocks(kv) + free) * block - kv < 1:  # evict the latest-arrived residents until a token fits
+        for victim in sorted(sim.resident, reverse=True):
+            if victim != target and victim not in evicting:
+                evicting.add(victim)
+                free += int(sim._blocks(sim.kv[victim]))
+                if (sim._blocks(kv) + free) * block - kv >= 1:
+                    break
     chunk = min(int(sim.need(target)), sim.config.token_budget, (sim._blocks(kv) + free) * block - kv)
     return Decision([target], [chunk], sorted(evicting))
 
