@@ -136,9 +136,9 @@ class Simulator:
     ``recomputed_tokens`` and the rest of :data:`COUNT_ROWS`, :data:`TIME_ROWS` and :data:`FLAG_ROWS`: they are
     the rows of the packed arrays ``counts`` (int64), ``times`` (float64, seconds) and ``flags`` (bool), so write
     them in place (``sim.kv[r] = ...``); rebinding a name does not change the state the step reads.
-    ``waiting`` and ``resident`` are insertion-ordered dicts of request ids
-    (arrival order for new requests; evicted requests re-enter ``waiting`` at the end, see ``evicted_waiting``);
-    :meth:`waiting_by_arrival` walks the waiting queue in arrival order; ``num_evictions`` counts evictions.
+    ``waiting`` and ``resident`` are sets of request ids (arrived unfinished requests without and with KV;
+    evicted requests return to ``waiting``, see ``evicted_waiting``); they carry no order: request ids are in
+    arrival order, so :meth:`waiting_by_arrival` sorts them.
 
     The run log holds, per iteration, ``log_start``, ``log_batch_time``, ``log_kv_blocks`` (peak blocks in
     the iteration), ``log_tokens``, ``log_decisions`` and ``log_decode`` (which runs were decodes).
@@ -188,9 +188,8 @@ class Simulator:
                     f"pass oversized='reject'")
             self.rejected[oversized] = True
             self.closed[oversized] = True
-        self.waiting: dict[int, None] = {}
-        self.num_evictions = 0
-        self.resident: dict[int, None] = {}
+        self.waiting: set[int] = set()
+        self.resident: set[int] = set()
         self.clock = 0.0
         self.kv_blocks_used = 0
         self.num_iterations = 0
@@ -224,7 +223,7 @@ class Simulator:
             setattr(other, name, getattr(self, name).copy())
         other._bind_rows()
         for name in ("waiting", "resident"):
-            setattr(other, name, dict(getattr(self, name)))
+            setattr(other, name, set(getattr(self, name)))
         for name in ("log_start", "log_batch_time", "log_kv_blocks", "log_tokens", "log_decisions", "log_decode"):
             setattr(other, name, list(getattr(self, name)))
         return other
@@ -261,19 +260,20 @@ class Simulator:
 
     @property
     def evicted_waiting(self) -> list[int]:
-        """Waiting request ids that were evicted (they hold no KV but were preempted), in queue order."""
+        """Waiting request ids that were evicted (they hold no KV but were preempted), in arrival order."""
         preempted = self.num_preemptions
-        return [r for r in self.waiting if preempted[r]]
+        return [r for r in sorted(self.waiting) if preempted[r]]
 
     def waiting_by_arrival(self) -> Iterator[int]:
-        """Waiting request ids in arrival order: the queue itself until the first eviction (cheap when only its
-        head is needed), sorted after that (evicted requests re-enter at the end of the queue)."""
-        return iter(self.waiting) if not self.num_evictions else iter(sorted(self.waiting))
+        """Waiting request ids in arrival order."""
+        return iter(sorted(self.waiting))
 
     def waiting_ids(self) -> np.ndarray:
+        """Waiting request ids, in no particular order."""
         return np.fromiter(self.waiting, dtype=np.int64, count=len(self.waiting))
 
     def resident_ids(self) -> np.ndarray:
+        """Resident request ids, in no particular order."""
         return np.fromiter(self.resident, dtype=np.int64, count=len(self.resident))
 
     def _blocks(self, tokens: np.ndarray | int) -> np.ndarray | int:
@@ -331,22 +331,17 @@ class Simulator:
         changed = np.empty((3, len(ids)), dtype=np.int64)
         num_emitted, num_finished, num_admitted, finished_blocks = _apply_decision(
             ids, tokens, evict, self.counts, self.times, self.flags, start, end, self.config.block_size, changed)
-        resident, waiting = self.resident, self.waiting
         if len(evict):
             evict_list = evict.tolist()
-            for i in evict_list:
-                del resident[i]
-            waiting.update(dict.fromkeys(evict_list))
-            self.num_evictions += len(evict_list)
+            self.resident.difference_update(evict_list)
+            self.waiting.update(evict_list)
         if num_admitted:
             admitted = changed[2, :num_admitted].tolist()
-            for i in admitted:
-                del waiting[i]
-            resident.update(dict.fromkeys(admitted))
+            self.waiting.difference_update(admitted)
+            self.resident.update(admitted)
         finished = changed[1, :num_finished]
         if num_finished:
-            for i in finished.tolist():
-                del resident[i]
+            self.resident.difference_update(finished.tolist())
             self.num_done += num_finished
         return changed[0, :num_emitted], finished, finished_blocks
 
@@ -409,7 +404,7 @@ class Simulator:
         arrival, rejected = self.arrival, self.rejected
         while i < n and arrival[i] <= now:
             if not rejected[i]:
-                self.waiting[i] = None
+                self.waiting.add(i)
                 area += now - arrival[i]
             i += 1
         self._next_arrival = i

@@ -215,7 +215,7 @@ def test_waiting_by_arrival_orders_evicted_requests_by_arrival():
     sim = Simulator(w, ConstantCost(), EngineConfig(kv_capacity=20, token_budget=20))
     sim.step(Decision([0, 1], [2, 2]))
     sim.step(Decision([2], [2], [1, 0]))
-    assert list(sim.waiting) == [3, 1, 0]
+    assert sim.waiting == {0, 1, 3} and sim.evicted_waiting == [0, 1]
     assert list(sim.waiting_by_arrival()) == [0, 1, 3]
 
 
