@@ -1,6 +1,6 @@
 """The iteration-level inference simulator: one set of semantics for every scheduler, env and solver.
 
-Semantics (see docs/semantics.md for the full statement):
+Semantics (the full statement; docs/env.md describes the env built on it):
 
 * Request r has prompt length I and output length O. ``kv[r]`` counts the tokens computed since its last
   eviction, which is also the KV it holds; ``generated[r]`` counts emitted tokens.
