@@ -21,8 +21,7 @@ import numpy as np
 from numba import njit
 
 from ..batch import Batch
-from ..simulator import (_ROW_ARRIVAL, _ROW_GENERATED, _ROW_KV, _ROW_PREEMPTIONS, _ROW_PROMPT_LEN, _ROW_RECOMPUTED,
-                         _ROW_REJECTED, Simulator)
+from ..simulator import _ROW_GENERATED, _ROW_KV, _ROW_PREEMPTIONS, _ROW_PROMPT_LEN, _ROW_RECOMPUTED, Simulator
 
 REQUEST_FEATURES: tuple[str, ...] = (
     # log-scaled (see the module docstring); contiguous so they are scaled in one pass
@@ -214,12 +213,13 @@ class ObservationBuilder:
             batch_count, in_batch = pending.count, np.stack([pending.in_batch, pending.evict])
         _fill_features(
             requests, slot_mask, global_features, n, win.num_resident, win.slots, win.slot_flags,
-            self._not_in_batch if in_batch is None else in_batch, sim.counts, sim.times, sim.flags, self._episode,
+            self._not_in_batch if in_batch is None else in_batch, sim.counts, self._episode,
             predicted, self.predictor is not None, self._token_table, self._preemption_table, sim.clock,
             self.time_unit, self.token_scale, self.time_scale, self.preemption_scale, self.count_scale,
             blocks_used / self._num_blocks, budget_left / self._token_budget,
             max(self._max_batch_size - batch_count, 0) / self.batch_slots, win.num_waiting_total,
-            win.num_resident_total, sim.num_arrived, sim.clock - self._first_arrival, sim.num_done)
+            win.num_resident_total, win.num_beyond, sim.num_requests - sim.num_arrived,
+            sim.next_arrival_time - sim.clock, sim.clock - self._first_arrival, sim.num_done / sim.num_requests)
         return requests.T, slot_mask, global_features
 
     def _predicted(self, sim: Simulator, live: np.ndarray) -> np.ndarray:
@@ -255,15 +255,15 @@ def _scaled_logs(values: np.ndarray, scale: float) -> np.ndarray:
 @njit(cache=True)
 def _fill_features(requests: np.ndarray, slot_mask: np.ndarray, global_features: np.ndarray, n: int,
                    num_resident: int, slots: np.ndarray, slot_flags: np.ndarray, in_batch: np.ndarray,
-                   counts: np.ndarray, times: np.ndarray, flags: np.ndarray, episode: np.ndarray,
+                   counts: np.ndarray, episode: np.ndarray,
                    predicted: np.ndarray, with_predictions: bool, token_table: np.ndarray,
                    preemption_table: np.ndarray, clock: float, time_unit: float, token_scale: float,
                    time_scale: float, preemption_scale: float, count_scale: float, kv_used: float, budget_left: float,
-                   batch_slots_left: float, num_waiting: int, num_resident_total: int, num_arrived: int,
-                   clock_since_start: float, num_done: int) -> None:
+                   batch_slots_left: float, num_waiting: int, num_resident_total: int, num_beyond: int,
+                   num_future: int, time_to_next_arrival: float, clock_since_start: float, finished: float) -> None:
     """Fill the (F, K) request features of the first ``n`` slots, the slot mask and the (G,) global features.
 
-    ``slots``/``slot_flags`` are the window's, ``counts``/``times``/``flags`` the simulator's, ``episode`` the
+    ``slots``/``slot_flags`` are the window's, ``counts`` the simulator's, ``episode`` the
     builder's per-episode rows (arrival in time units, scaled prompt and output lengths) and ``in_batch`` the
     sequential mode's (in batch, marked for eviction) rows. The tables hold the scaled logs of 0, 1, 2, ...
     tokens and preemptions."""
@@ -288,20 +288,14 @@ def _fill_features(requests: np.ndarray, slot_mask: np.ndarray, global_features:
         requests[_DECODING, slot] = 1.0 if decoding else 0.0
         requests[_IN_BATCH, slot] = 1.0 if in_batch[0, slot] else 0.0
         requests[_EVICT_PENDING, slot] = 1.0 if in_batch[1, slot] else 0.0
-    num_requests = counts.shape[1]
-    next_arrival = num_arrived  # the next request not yet visible that is not rejected
-    while next_arrival < num_requests and flags[_ROW_REJECTED, next_arrival]:
-        next_arrival += 1
-    # An infinite time to the next arrival (none left) scales to 1.
-    to_next_arrival = times[_ROW_ARRIVAL, next_arrival] - clock if next_arrival < num_requests else np.inf
     out = global_features
     out[0] = kv_used
     out[1] = 1.0 - kv_used
     out[2] = budget_left
     out[3] = min(batch_slots_left, 1.0)
-    num_beyond = num_waiting + num_resident_total - n
-    for i, count in enumerate((num_waiting, num_resident_total, num_beyond, num_requests - num_arrived)):
+    for i, count in enumerate((num_waiting, num_resident_total, num_beyond, num_future)):
         out[4 + i] = _scaled_log(count, count_scale)
-    for i, seconds in enumerate((to_next_arrival, clock_since_start)):
+    # An infinite time to the next arrival (none left) scales to 1.
+    for i, seconds in enumerate((time_to_next_arrival, clock_since_start)):
         out[8 + i] = _scaled_log(max(seconds, 0.0) / time_unit, time_scale)
-    out[10] = num_done / num_requests
+    out[10] = finished
