@@ -10,12 +10,17 @@ Three studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48
    their gap is taken against the best schedule found (a lower estimate of the true gap).
 3. ``eviction``: the optimum with eviction allowed versus forbidden (``allow_eviction=False``), same instances,
    over those where both are proven optimal.
+4. ``terms``: which cost terms make the proof hard. The ``scale`` instances solved under the paper's linear model
+   with its terms switched on one group at a time (:data:`TERM_VARIANTS`: the per-batch intercept alone, then the
+   per-token term, then the prefill or the decode attention kernel, then every term), reporting how many are proven
+   and the mean gap per variant.
 
 Usage::
 
     python benchmarks/optimal_scale.py scale --sizes 4 5 6 7 8 14 28 --time-limit 60 [--seeds 3]
     python benchmarks/optimal_scale.py heuristics --instances 50 --requests 4 8 --time-limit 60
     python benchmarks/optimal_scale.py eviction --instances 50 --requests 4 8 --time-limit 60
+    python benchmarks/optimal_scale.py terms --sizes 6 --seeds 4 --time-limit 30 --objectives latency
 
 Add ``--json PATH`` to save the rows.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +38,19 @@ from tqdm.auto import tqdm
 
 from baselines import SCHEDULERS
 from baselines.optimal import solve_optimal
-from infermax_env import Simulator, objective_value
+from infermax_env import LinearCoefficients, LinearCostModel, Simulator, objective_value
 from infermax_env.instances import tiny_setting
 
 OBJECTIVES = ("latency", "gpu_time")
+TERM_VARIANTS = {
+    # variant: the LinearCoefficients fields kept at the paper's value (the others are zeroed)
+    "intercept": ("b_o",),
+    "+tokens": ("b_o", "a_o"),
+    "+prefill kernel": ("b_o", "a_o", "b_p"),
+    "+decode kernel": ("b_o", "a_o", "b_d"),
+    "both kernels": ("b_o", "a_o", "b_p", "b_d"),
+    "full": tuple(f.name for f in fields(LinearCoefficients)),
+}
 
 
 def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str]) -> list[dict]:
@@ -123,20 +138,54 @@ def eviction_study(instances: int, requests: tuple[int, int], time_limit: float,
     return rows
 
 
+def _cost_model_with(terms: tuple[str, ...]) -> LinearCostModel:
+    """The paper's linear model with every coefficient outside ``terms`` set to zero."""
+    paper = LinearCoefficients()
+    return LinearCostModel(replace(paper, **{f.name: 0.0 for f in fields(paper) if f.name not in terms}))
+
+
+def cost_term_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str]
+                    ) -> list[dict]:
+    rows = []
+    setting = tiny_setting()
+    for objective in objectives:
+        for variant, terms in TERM_VARIANTS.items():
+            cost_model = _cost_model_with(terms)
+            for n in sizes:
+                for seed in range(seeds):
+                    result = solve_optimal(tiny_setting(n).sample(seed), cost_model, setting.engine, objective,
+                                           time_limit=time_limit, workers=workers, seed=seed)
+                    rows.append({"objective": objective, "variant": variant, "n": n, "seed": seed,
+                                 "status": result.status, "time_s": result.wall_time, "gap": result.gap,
+                                 "horizon": result.num_iterations_bound})
+        print(f"\n{objective}: proofs within {time_limit:g} s by cost terms ({seeds} instance(s) per size)")
+        for variant in TERM_VARIANTS:
+            for n in sizes:
+                mine = [r for r in rows if r["objective"] == objective and r["variant"] == variant and r["n"] == n]
+                proven = sum(r["status"] == "OPTIMAL" for r in mine)
+                print(f"  {variant:16s} n={n:3d}  proven {proven}/{len(mine)}  mean gap "
+                      f"{np.mean([r['gap'] for r in mine]):7.2%}  worst {np.max([r['gap'] for r in mine]):7.2%}  "
+                      f"mean time {np.mean([r['time_s'] for r in mine]):6.1f} s  "
+                      f"mean horizon {np.mean([r['horizon'] for r in mine]):5.1f}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=("scale", "heuristics", "eviction"))
+    parser.add_argument("study", choices=("scale", "heuristics", "eviction", "terms"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 6, 8, 10, 12, 16, 20])
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--requests", type=int, nargs=2, default=[4, 12], metavar=("LOW", "HIGH"))
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=1, help="scale: instances per size (seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, default=1, help="scale, terms: instances per size (seeds 0..N-1)")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.study == "scale":
         rows = scale_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives)
+    elif args.study == "terms":
+        rows = cost_term_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives)
     elif args.study == "heuristics":
         rows = heuristic_study(args.instances, tuple(args.requests), args.time_limit, args.workers,
                                args.objectives)
