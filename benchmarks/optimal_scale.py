@@ -1,6 +1,6 @@
 """How far the CP-SAT optimum scales, how far the heuristics are from it, and what never preempting costs.
 
-Three studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48, C = 32, offline):
+Four studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48, C = 32, offline):
 
 1. ``scale``: solve time to proven optimality against the number of requests (``--seeds`` seeded instances per
    size and objective, seeds 0, 1, ...), with status and gap at the time limit; prints the largest size whose
@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from baselines import SCHEDULERS
 from baselines.optimal import solve_optimal
 from infermax_env import LinearCoefficients, LinearCostModel, Simulator, objective_value
-from infermax_env.instances import tiny_setting
+from infermax_env.instances import TINY_ENGINE, tiny_setting
 
 OBJECTIVES = ("latency", "gpu_time")
 TERM_VARIANTS = {
@@ -147,13 +147,12 @@ def _cost_model_with(terms: tuple[str, ...]) -> LinearCostModel:
 def cost_term_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str]
                     ) -> list[dict]:
     rows = []
-    setting = tiny_setting()
     for objective in objectives:
         for variant, terms in TERM_VARIANTS.items():
             cost_model = _cost_model_with(terms)
             for n in sizes:
-                for seed in range(seeds):
-                    result = solve_optimal(tiny_setting(n).sample(seed), cost_model, setting.engine, objective,
+                for seed in tqdm(range(seeds), desc=f"{objective}, {variant}, n={n}", leave=False):
+                    result = solve_optimal(tiny_setting(n).sample(seed), cost_model, TINY_ENGINE, objective,
                                            time_limit=time_limit, workers=workers, seed=seed)
                     rows.append({"objective": objective, "variant": variant, "n": n, "seed": seed,
                                  "status": result.status, "time_s": result.wall_time, "gap": result.gap,
