@@ -24,12 +24,12 @@ is paid once per unfinished request, and the last request, left alone, finishes 
 gives the horizon. The result says whether the horizon used was this sound bound
 (``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
 
-Scale (``benchmarks/optimal_scale.py``, 2 workers on 2 cores, 60 s): every Tiny instance of up to 3 requests is
-proven optimal, about half of those of 6, none of 12 (the best bound then trails the best schedule by 20-40%). The
+Scale (``benchmarks/optimal_scale.py``, 2 workers on 2 cores, 60 s, 8 seeded Tiny instances per size): every
+instance of up to 3 requests is proven optimal, 4-5 of 8 of 6 requests, none of 12 (mean bound gaps 22-29%). The
 ``terms`` study shows what costs the proofs: with the per-batch intercept alone (objective = iterations) 6-request
-instances are proven in about a second and GPU time scales to 10 requests; the attention kernels' per-batch
-constants (a fixed charge for each iteration holding a decode or a prefill) are what the LP relaxation bounds
-poorly.
+instances are proven in about a second and 10-request GPU-time ones in about 5 s; the attention kernels'
+per-batch constants (a fixed charge for each iteration holding a decode or a prefill) are what the LP relaxation
+bounds poorly.
 """
 
 from __future__ import annotations

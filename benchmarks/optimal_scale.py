@@ -53,20 +53,26 @@ TERM_VARIANTS = {
 }
 
 
+def _solve_scale_instance(objective: str, n: int, seed: int, time_limit: float, workers: int,
+                          cost_model: LinearCostModel | None = None) -> dict:
+    """Solve the Tiny instance of ``n`` requests from ``seed`` (CP-SAT seed ``seed`` too) and return its row."""
+    result = solve_optimal(tiny_setting(n).sample(seed), cost_model, TINY_ENGINE, objective, time_limit=time_limit,
+                           workers=workers, seed=seed)
+    return {"objective": objective, "n": n, "seed": seed, "status": result.status, "time_s": result.wall_time,
+            "gap": result.gap, "objective_s": result.objective, "bound_s": result.best_bound,
+            "horizon": result.num_iterations_bound, "iterations": len(result.decisions)}
+
+
 def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str]) -> list[dict]:
     rows = []
     for objective in objectives:
         for n in sizes:
             for seed in range(seeds):
-                result = solve_optimal(tiny_setting(n).sample(seed), objective=objective, time_limit=time_limit,
-                                       workers=workers, seed=seed)
-                rows.append({"objective": objective, "n": n, "seed": seed, "status": result.status,
-                             "time_s": result.wall_time, "gap": result.gap, "objective_s": result.objective,
-                             "bound_s": result.best_bound, "horizon": result.num_iterations_bound,
-                             "iterations": len(result.decisions)})
-                print(f"{objective:9s} n={n:3d} seed {seed} {result.status:8s} time {result.wall_time:7.2f} s  gap "
-                      f"{result.gap:7.2%}  objective {result.objective:.6f} s  bound {result.best_bound:.6f} s  "
-                      f"horizon {result.num_iterations_bound}  iterations {len(result.decisions)}", flush=True)
+                row = _solve_scale_instance(objective, n, seed, time_limit, workers)
+                rows.append(row)
+                print(f"{objective:9s} n={n:3d} seed {seed} {row['status']:8s} time {row['time_s']:7.2f} s  gap "
+                      f"{row['gap']:7.2%}  objective {row['objective_s']:.6f} s  bound {row['bound_s']:.6f} s  "
+                      f"horizon {row['horizon']}  iterations {row['iterations']}", flush=True)
     for objective in objectives:
         mine = [r for r in rows if r["objective"] == objective]
         proven = [n for n in sizes if all(r["status"] == "OPTIMAL" for r in mine if r["n"] == n)]
@@ -152,11 +158,8 @@ def cost_term_study(sizes: list[int], time_limit: float, seeds: int, workers: in
             cost_model = _cost_model_with(terms)
             for n in sizes:
                 for seed in tqdm(range(seeds), desc=f"{objective}, {variant}, n={n}", leave=False):
-                    result = solve_optimal(tiny_setting(n).sample(seed), cost_model, TINY_ENGINE, objective,
-                                           time_limit=time_limit, workers=workers, seed=seed)
-                    rows.append({"objective": objective, "variant": variant, "n": n, "seed": seed,
-                                 "status": result.status, "time_s": result.wall_time, "gap": result.gap,
-                                 "horizon": result.num_iterations_bound})
+                    row = _solve_scale_instance(objective, n, seed, time_limit, workers, cost_model)
+                    rows.append({"variant": variant, **row})
         print(f"\n{objective}: proofs within {time_limit:g} s by cost terms ({seeds} instance(s) per size)")
         for variant in TERM_VARIANTS:
             for n in sizes:
