@@ -25,15 +25,17 @@ gives the horizon. The result says whether the horizon used was this sound bound
 (``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
 
 Scale (``benchmarks/optimal_scale.py``, 2 workers on 2 cores, 60 s, 8 seeded Tiny instances per size): every
-instance of up to 3 requests is proven optimal; of 4 requests 7 of 8 for each objective (for GPU time the eighth,
-three of its four requests long, has its 11-iteration schedule proven best among schedules of at most 11 iterations
-in 44 s, but with ``max_iterations=12``, one below its sound bound, it is still 19% from its bound after 60 s); of 6
-requests 2-5 of 8 for latency and 5 of 8 for GPU time (proofs near the limit come and go between runs), none of 12
-(mean bound gaps 22-29%). The ``terms`` study shows what costs the proofs: with the per-batch intercept alone
-(objective = iterations) 6-request instances are proven in about a second and 10-request GPU-time ones in about 5 s;
-the attention kernels' per-batch constants (a fixed charge for each iteration holding a decode or a prefill) are
-what the LP relaxation bounds poorly. Forbidding preemption does not make proofs easier: the 4-request seed-4
-instance is still 14-32% from its bound after 20 s with ``allow_eviction=False``.
+instance of up to 3 requests is proven optimal in most runs (the slowest, seed 4 for GPU time, is proven in 23-28 s
+at a horizon of 10; in one run of the benchmark it was not proven within 60 s, its search having moved on to a
+horizon of 11, and ended with an 11% gap); of 4 requests 7 of 8 for each objective (for GPU time the eighth, three
+of its four requests long, has its 11-iteration schedule proven best among schedules of at most 11 iterations in 44
+s, but with ``max_iterations=12``, one below its sound bound, it is still 19% from its bound after 60 s); of 6
+requests 2-5 of 8 for latency and 4-5 of 8 for GPU time (proofs near the limit come and go between runs); none of 10
+(mean bound gaps 18% latency, 27% GPU time) or 12 (22%, 31%). The ``terms`` study shows what costs the proofs: with
+the per-batch intercept alone (objective = iterations) 6-request instances are proven in about a second and
+10-request GPU-time ones in about 5 s; the attention kernels' per-batch constants (a fixed charge for each iteration
+holding a decode or a prefill) are what the LP relaxation bounds poorly. Forbidding preemption does not make proofs
+easier: the 4-request seed-4 instance is still 14-32% from its bound after 20 s with ``allow_eviction=False``.
 """
 
 from __future__ import annotations
