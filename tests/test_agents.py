@@ -272,9 +272,9 @@ def test_optimum_cache_solves_once_and_resolves_with_a_longer_limit(tmp_path, mo
         proven = kwargs["time_limit"] >= 2
         return FakeResult(5.0, 5.0 if proven else 4.0, "OPTIMAL" if proven else "FEASIBLE")
 
-    import agents.evaluation as evaluation
+    import agents.evaluation.optimum_cache as optimum_cache
 
-    monkeypatch.setattr(evaluation, "simulator_config", lambda env: (None, None, True))
+    monkeypatch.setattr(optimum_cache, "simulator_config", lambda env: (None, None, True))
     cache = OptimumCache(tmp_path / "optima.json", solver=solver)
     first = cache.solve("tiny", "latency", 3, workload=None, env=None, time_limit=1.0)
     reopened = OptimumCache(tmp_path / "optima.json", solver=solver)
