@@ -12,7 +12,7 @@ from baselines import SCHEDULERS
 from ortools.sat.python import cp_model
 
 from baselines.optimal import ReplayScheduler, best_heuristic_schedule, iteration_bound, solve_optimal
-from baselines.optimal_model import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ScheduleInstance, ScheduleModel
+from baselines.optimal import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ScheduleInstance, ScheduleModel
 from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator, Workload,
                           WorkloadError, objective_value)
 from infermax_env.instances import TINY_ENGINE, tiny_setting

@@ -1,6 +1,6 @@
 """The optimal schedule of a small offline workload, found with OR-Tools CP-SAT (INFERMAX's performance bound).
 
-:func:`solve_optimal` builds the iteration-indexed CSP of :mod:`baselines.optimal_model` (same semantics as
+:func:`solve_optimal` builds the iteration-indexed CSP of :mod:`baselines.optimal.model` (same semantics as
 :class:`~infermax_env.simulator.Simulator`), seeds it with the best registered heuristic's schedule as a hint,
 solves it and replays the answer through the simulator. The returned :class:`OptimalResult` carries the schedule as
 one :class:`~infermax_env.simulator.Decision` per iteration; :class:`ReplayScheduler` replays it on a simulator (and,
@@ -24,18 +24,7 @@ is paid once per unfinished request, and the last request, left alone, finishes 
 gives the horizon. The result says whether the horizon used was this sound bound
 (``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
 
-Scale (``benchmarks/optimal_scale.py``, 2 workers on 2 cores, 60 s, 8 seeded Tiny instances per size): every
-instance of up to 3 requests is proven optimal in most runs (the slowest, seed 4 for GPU time, is proven in 23-28 s
-at a horizon of 10; in one run of the benchmark it was not proven within 60 s, its search having moved on to a
-horizon of 11, and ended with an 11% gap); of 4 requests 7 of 8 for each objective (for GPU time the eighth, three
-of its four requests long, has its 11-iteration schedule proven best among schedules of at most 11 iterations in 44
-s, but with ``max_iterations=12``, one below its sound bound, it is still 19% from its bound after 60 s); of 6
-requests 2-5 of 8 for latency and 4-5 of 8 for GPU time (proofs near the limit come and go between runs); none of 10
-(mean bound gaps 18% latency, 27% GPU time) or 12 (22%, 31%). The ``terms`` study shows what costs the proofs: with
-the per-batch intercept alone (objective = iterations) 6-request instances are proven in about a second and
-10-request GPU-time ones in about 5 s; the attention kernels' per-batch constants (a fixed charge for each iteration
-holding a decode or a prefill) are what the LP relaxation bounds poorly. Forbidding preemption does not make proofs
-easier: the 4-request seed-4 instance is still 14-32% from its bound after 20 s with ``allow_eviction=False``.
+Measured scale (proof counts and bound gaps per size): docs/optimal.md.
 """
 
 from __future__ import annotations
@@ -55,7 +44,7 @@ from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
-from .optimal_model import IntegerLinearCost, ScheduleInstance, ScheduleModel
+from .model import IntegerLinearCost, ScheduleInstance, ScheduleModel
 
 OBJECTIVES = ("latency", "gpu_time")
 HINT_COMPLETION_SECONDS = 10.0
@@ -184,7 +173,7 @@ def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, eng
     """Run every registered heuristic (``baselines.SCHEDULERS``) from the state after ``prefix`` and return the best
     one's name, complete decisions (``prefix`` included) and objective value (seconds). With ``allow_eviction``
     False only runs that never evict count. None when no heuristic qualifies."""
-    from . import SCHEDULERS
+    from .. import SCHEDULERS
 
     start = Simulator(workload, cost_model, engine)
     for decision in prefix:
