@@ -11,7 +11,12 @@ action) and the loop's CPU-time rate (``process_time``; on a shared machine, wha
 The clock starts after ``--warmup`` steps: a process's first calls load the compiled numba kernels from their
 cache (about a second, once per process), which is not the steady-state speed.
 
-    python benchmarks/env_speed.py [--steps 20000] [--warmup 500] [--window 64] [--env InferMax-v0]
+``--vector N`` compares, in the select mode, ``gymnasium.make_vec(env, N)`` with Gymnasium's sync
+vectorisation against the native vector env (``vectorization_mode="vector_entry_point"``): microseconds per
+env step (time inside the vector ``step`` and ``reset`` over N sub-env steps), both runs on the same seeds and
+random valid actions.
+
+    python benchmarks/env_speed.py [--steps 20000] [--warmup 500] [--window 64] [--env InferMax-v0] [--vector 8]
 """
 
 from __future__ import annotations
@@ -66,6 +71,26 @@ def measure(env_id: str, mode: str, steps: int, window: int, warmup: int = 500,
     return steps / in_env, steps / elapsed, steps / cpu, episodes, launched
 
 
+def measure_vector(env_id: str, vectorization_mode: str, num_envs: int, steps: int, window: int, warmup: int = 50,
+                   seed: int = 0) -> float:
+    """Microseconds per env step inside ``step`` of a ``num_envs``-env vector env (select mode), over ``steps``
+    vector steps after ``warmup`` untimed ones."""
+    envs = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization_mode, window=window)
+    rng = np.random.default_rng(seed)
+    observations, _ = envs.reset(seed=seed)
+    in_env = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            in_env = 0.0
+        allowed = observations["action_mask"].reshape(num_envs, -1, 3).sum(axis=2)
+        actions = (rng.random(allowed.shape) * allowed).astype(np.int64)
+        entered = time.perf_counter()
+        observations, *_ = envs.step(actions)
+        in_env += time.perf_counter() - entered
+    envs.close()
+    return in_env / (steps * num_envs) * 1e6
+
+
 def host_reference_us() -> float:
     """Microseconds per ``sum(range(1000))``, best of 5 runs: a yardstick to compare hosts' single-core speed."""
     return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
@@ -78,6 +103,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500, help="untimed steps first (kernel cache loading)")
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--vector", type=int, default=0, metavar="N",
+                        help="also compare sync make_vec with the native vector env over N sub-envs")
     args = parser.parse_args()
     source = gym.make(args.env).unwrapped.config.workload_source
     print(f"{args.env}, K = {args.window}, {args.steps} steps per mode; workload: {source}")
@@ -86,6 +113,12 @@ def main() -> None:
         env_rate, rate, cpu_rate, episodes, launched = measure(args.env, mode, args.steps, args.window, args.warmup)
         print(f"{mode:>10}: env {env_rate:,.0f} steps/s | loop {rate:,.0f} steps/s wall, {cpu_rate:,.0f} steps/s CPU "
               f"({launched} iterations launched, {episodes} episodes ended)")
+    if args.vector:
+        vector_steps = max(args.steps // args.vector, 1)
+        sync = measure_vector(args.env, "sync", args.vector, vector_steps, args.window)
+        native = measure_vector(args.env, "vector_entry_point", args.vector, vector_steps, args.window)
+        print(f"vector, N = {args.vector}, select mode, {vector_steps} vector steps: sync make_vec {sync:.1f} us per env "
+              f"step | vector_entry_point {native:.1f} us per env step ({sync / native:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def register_envs() -> None:
     for env_id, preset in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="infermax_env.envs.scheduling_env:InferMaxEnv",
+                         vector_entry_point="infermax_env.vector:InferMaxVectorEnv",
                          kwargs={"preset": preset}, max_episode_steps=PRESET_MAX_EPISODE_STEPS[preset])
 
 
