@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from baselines import SCHEDULERS
 from ortools.sat.python import cp_model
 
 from baselines.optimal import ReplayScheduler, best_heuristic_schedule, iteration_bound, solve_optimal
-from baselines.optimal import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ScheduleInstance, ScheduleModel
+from baselines.optimal import (ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance,
+                               ScheduleModel)
 from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator, Workload,
                           WorkloadError, objective_value)
 from infermax_env.instances import TINY_ENGINE, tiny_setting
@@ -141,6 +143,33 @@ def test_time_limit_returns_feasible_with_bound():
     assert result.status == "FEASIBLE" and 0 < result.gap < 1 and result.best_bound > 0
     assert result.best_bound <= result.objective
     assert result.replayed_objective <= result.hint_objective + 1e-9
+
+
+def test_time_limit_bounds_the_whole_call_on_a_large_instance():
+    """Building the model of 200 requests takes minutes: the call must give up building at the limit and return the
+    best heuristic's schedule with a valid bound."""
+    workload = tiny_setting(200).sample(0)
+    result = solve_optimal(workload, objective="gpu_time", time_limit=2.0)
+    assert result.wall_time < 2.0 + 1.5
+    assert result.status == "FEASIBLE" and 0 < result.best_bound <= result.objective
+    assert result.replayed_objective == pytest.approx(result.objective, abs=result.rounding_bound)
+    assert result.replayed_objective <= result.hint_objective + 1e-9
+
+
+def test_model_building_stops_at_its_deadline():
+    instance = ScheduleInstance((5, 6, 7), (3, 2, 4), 48, 32, 8)
+    cost = IntegerLinearCost.from_cost_model(COST)
+    with pytest.raises(ModelBuildTimeout, match="deadline"):
+        ScheduleModel(instance, cost, "latency", 12, deadline=time.perf_counter() - 1.0)
+    model = ScheduleModel(instance, cost, "latency", 12, deadline=time.perf_counter() + 60.0)
+    solver = cp_model.CpSolver()
+    assert solver.solve(model.model) == cp_model.OPTIMAL and len(model.decisions(solver)) >= 4
+
+
+@pytest.mark.parametrize("time_limit", [0, -1.0, float("nan"), "3"])
+def test_time_limit_must_be_a_positive_number(time_limit):
+    with pytest.raises(ValueError, match="time_limit must be a positive number"):
+        solve_optimal(Workload.from_lists([3], [2]), time_limit=time_limit)
 
 
 def test_invalid_inputs_are_clear_errors():

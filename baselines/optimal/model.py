@@ -29,6 +29,8 @@ the rounding and its bound).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from itertools import combinations
@@ -41,6 +43,10 @@ from infermax_env.simulator import Decision
 
 NANOSECOND = 1e-9
 ALL_SUBSET_CUTS_UP_TO = 10
+
+
+class ModelBuildTimeout(TimeoutError):
+    """A :class:`ScheduleModel` was still being built when its ``deadline`` passed."""
 
 
 @dataclass(frozen=True)
@@ -180,11 +186,13 @@ class ScheduleModel:
 
     Attribute arrays are indexed ``[t][r]``; ``time[t]`` is the integer batch time of iteration ``t``. Variables are
     created in a fixed order, so two models built with the same arguments have the same variable indices (the hint
-    completion relies on it).
+    completion relies on it). With ``deadline`` (a :func:`time.perf_counter` value) building checks the clock once per
+    iteration and per cut and raises :class:`ModelBuildTimeout` when it has passed.
     """
 
     def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
-                 allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None):
+                 allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None,
+                 deadline: float | None = None):
         if objective not in ("latency", "gpu_time"):
             raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
         if truncated_bound is not None and truncated_bound <= horizon:
@@ -196,6 +204,7 @@ class ScheduleModel:
         self.truncated_bound = truncated_bound
         self.truncated = truncated_bound is not None
         self.model = cp_model.CpModel()
+        self._deadline = deadline
         self._add_request_state()
         self._add_eviction(allow_eviction)
         self._add_token_accounting()
@@ -209,13 +218,21 @@ class ScheduleModel:
         self._add_early_eviction()
         if symmetry_breaking:
             self._add_symmetry_breaking()
+        self._deadline = None  # built: reading solutions never times out
 
     # ---- variables and constraints -----------------------------------------------------------------------
     def _requests(self) -> range:
         return range(self.instance.num_requests)
 
-    def _iterations(self) -> range:
-        return range(self.horizon)
+    def _check_clock(self) -> None:
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise ModelBuildTimeout(f"the deadline passed while building the {self.horizon}-iteration model of "
+                                    f"{self.instance.num_requests} requests")
+
+    def _iterations(self) -> Iterator[int]:
+        for t in range(self.horizon):
+            self._check_clock()
+            yield t
 
     def _add_request_state(self) -> None:
         """State before each iteration (and after the last): KV held, tokens emitted, still unfinished.
@@ -227,6 +244,7 @@ class ScheduleModel:
         model, inst = self.model, self.instance
         self.kv_in, self.generated, self.alive, self.has_token = [], [], [], []
         for t in range(self.horizon + 1):
+            self._check_clock()
             kv_row, gen_row, alive_row, token_row = [], [], [], []
             for r in self._requests():
                 prompt, output = inst.prompt_len[r], inst.output_len[r]
@@ -474,12 +492,16 @@ class ScheduleModel:
             model.add(sum(row) >= self.time[t] + t_min * (sum(self.alive[t]) - 1))
             self.latency_part.append(row)
 
-    def _completion_iterations(self) -> list[cp_model.LinearExprT]:
-        """Per request, the iterations it stays unfinished (its completion, counted in iterations), the
-        iterations after the horizon included in a truncated model."""
-        completion = [sum(self.alive[t][r] for t in self._iterations()) for r in self._requests()]
-        if self.truncated:
-            completion = [c + after for c, after in zip(completion, self.after_horizon)]
+    def _completion_iterations(self) -> list[cp_model.IntVar]:
+        """Per request, a variable equal to the iterations it stays unfinished (its completion, counted in
+        iterations), the iterations after the horizon included in a truncated model."""
+        completion = []
+        for r in self._requests():
+            top = self.horizon + (self.truncated_bound - self.horizon if self.truncated else 0)
+            count = self.model.new_int_var(0, top, f"completion[{r}]")
+            alive = sum(self.alive[t][r] for t in self._iterations())
+            self.model.add(count == (alive + self.after_horizon[r] if self.truncated else alive))
+            completion.append(count)
         return completion
 
     def _completion_cut_sets(self) -> list[tuple[int, ...]]:
@@ -506,6 +528,7 @@ class ScheduleModel:
         tail = [sum((inst.prompt_len[r] + g) * (2 * (inst.output_len[r] - 1 - g) + 1)
                     for g in range(inst.output_len[r])) for r in self._requests()]
         for subset in self._completion_cut_sets():
+            self._check_clock()
             full, rest = divmod(sum(area[r] for r in subset), inst.kv_capacity)
             packed = inst.kv_capacity * full * full + rest * (2 * full + 1)
             model.add(2 * sum(area[r] * completion[r] for r in subset) >= packed + sum(tail[r] for r in subset))

@@ -44,7 +44,7 @@ from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
-from .model import IntegerLinearCost, ScheduleInstance, ScheduleModel
+from .model import IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 
 OBJECTIVES = ("latency", "gpu_time")
 HINT_COMPLETION_SECONDS = 10.0
@@ -168,11 +168,12 @@ def _check_inputs(workload: Workload, cost_model: LinearCostModel, engine: Engin
 
 
 def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
-                            allow_eviction: bool = True, prefix: Sequence[Decision] = ()
-                            ) -> tuple[str, list[Decision], float] | None:
+                            allow_eviction: bool = True, prefix: Sequence[Decision] = (),
+                            deadline: float | None = None) -> tuple[str, list[Decision], float] | None:
     """Run every registered heuristic (``baselines.SCHEDULERS``) from the state after ``prefix`` and return the best
     one's name, complete decisions (``prefix`` included) and objective value (seconds). With ``allow_eviction``
-    False only runs that never evict count. None when no heuristic qualifies."""
+    False only runs that never evict count. With ``deadline`` (a :func:`time.perf_counter` value) no further
+    heuristic starts once it has passed and one qualifies. None when no heuristic qualifies."""
     from .. import SCHEDULERS
 
     start = Simulator(workload, cost_model, engine)
@@ -180,6 +181,8 @@ def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, eng
         start.step(decision)
     best: tuple[str, list[Decision], float] | None = None
     for name, scheduler_class in SCHEDULERS.items():
+        if best is not None and deadline is not None and time.perf_counter() > deadline:
+            break
         sim = start.clone()
         metrics = sim.run(scheduler_class())
         value = objective_value(metrics, objective)
@@ -189,10 +192,10 @@ def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, eng
 
 
 def _starting_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig, objective: str,
-                       allow_eviction: bool) -> tuple[str, list[Decision]]:
+                       allow_eviction: bool, deadline: float | None = None) -> tuple[str, list[Decision]]:
     """The best heuristic's schedule, or :func:`serial_schedule` when none qualifies (every one evicts while
     eviction is forbidden)."""
-    best = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction)
+    best = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction, deadline=deadline)
     if best is None:
         return "serial", serial_schedule(workload, cost_model, engine)
     return best[0], best[1]
@@ -279,14 +282,21 @@ def _solver(time_limit: float, workers: int, seed: int, log: bool,
     return solver
 
 
-def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], time_limit: float, seed: int) -> None:
+def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], deadline: float, seed: int) -> None:
     """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy with the decisions fixed
-    (propagation alone determines the rest) and copy the values by variable index. Adds no hint when ``time_limit``
-    runs out first (the search then starts without one; the incumbent schedule is kept by the caller)."""
-    fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon,
-                          truncated_bound=schedule.truncated_bound)
+    (propagation alone determines the rest) and copy the values by variable index. Adds no hint when
+    ``HINT_COMPLETION_SECONDS`` or the ``deadline`` runs out first (the search then starts without one; the incumbent
+    schedule is kept by the caller)."""
+    try:
+        fixed = ScheduleModel(schedule.instance, schedule.cost, schedule.objective_name, schedule.horizon,
+                              truncated_bound=schedule.truncated_bound, deadline=deadline)
+    except ModelBuildTimeout:
+        return
     fixed.fix_decisions(list(decisions))
-    solver = _solver(time_limit, 1, seed, False)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return
+    solver = _solver(min(HINT_COMPLETION_SECONDS, remaining), 1, seed, False)
     status = solver.solve(fixed.model)
     if status == cp_model.UNKNOWN:
         return
@@ -348,8 +358,9 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
     Args:
         objective: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
-        time_limit: wall-clock seconds for the whole call; the search stops there and returns the best schedule
-            found (``"FEASIBLE"``) with the best proven bound.
+        time_limit: wall-clock seconds for the whole call (choosing the hint, building the models and searching);
+            when it runs out the call returns the best schedule found (at least the hint, ``"FEASIBLE"``) with the
+            best proven bound. A model still being built at the limit is abandoned.
         workers, seed: CP-SAT ``num_workers`` and ``random_seed``.
         allow_eviction: False forbids preemption (every request keeps its KV until it finishes).
         hint: a feasible schedule to start from; by default the best registered heuristic's (with eviction
@@ -362,12 +373,16 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
     Raises:
         WorkloadError: a request cannot fit in the KV capacity.
-        ValueError: online arrivals, a bad objective, block size above 1, a hint that evicts while eviction is
-            forbidden, a non-positive ``initial_horizon``, or no schedule within ``max_iterations``.
+        ValueError: online arrivals, a bad objective, a ``time_limit`` that is not a positive number, block size
+            above 1, a hint that evicts while eviction is forbidden, a non-positive ``initial_horizon``, or no
+            schedule within ``max_iterations``.
         InfeasibleDecisionError: a hint the simulator rejects.
         TypeError: a cost model other than :class:`LinearCostModel`.
     """
     started = time.perf_counter()
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    deadline = started + time_limit
     cost_model = LinearCostModel() if cost_model is None else cost_model
     _check_inputs(workload, cost_model, engine, objective)
     if initial_horizon is not None and initial_horizon < 1:
@@ -378,7 +393,8 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
     hint_name, hint_decisions = ("given", list(hint)) if hint is not None else (None, None)
     if hint is None:
-        hint_name, hint_decisions = _starting_schedule(workload, cost_model, engine, objective, allow_eviction)
+        hint_name, hint_decisions = _starting_schedule(workload, cost_model, engine, objective, allow_eviction,
+                                                       deadline)
     hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
     if not allow_eviction and hint_replay.metrics["evictions"]:
         raise ValueError("allow_eviction=False but the given hint evicts")
@@ -390,15 +406,19 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
     search = _Search(hint_decisions, hint_replay.integer_objective, hint_name, hint_replay.finish_iteration,
                      trivial_lower_bound(instance, cost, objective))
     horizon = capped if not sound else min(bound, max(initial_horizon or len(hint_decisions), 1))
-    while True:
+    while time.perf_counter() < deadline:
         truncated = sound and horizon < bound
-        schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction,
-                                 truncated_bound=bound if truncated else None)
-        remaining = time_limit - (time.perf_counter() - started)
+        try:
+            schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction,
+                                     truncated_bound=bound if truncated else None, deadline=deadline)
+        except ModelBuildTimeout:
+            break
         if len(search.decisions) <= horizon:
             relabelled = _relabel_identical(search.decisions, instance, search.finish_iteration)
-            _add_complete_hint(schedule, relabelled, min(HINT_COMPLETION_SECONDS, remaining), seed)
-        remaining = time_limit - (time.perf_counter() - started)
+            _add_complete_hint(schedule, relabelled, deadline, seed)
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
         solver = _solver(remaining * TRUNCATED_TIME_SHARE if truncated else remaining, workers, seed, log,
                          solver_parameters)
         callback = _Solutions(schedule)
@@ -406,9 +426,8 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         if status == cp_model.INFEASIBLE:
             raise ValueError(f"no schedule finishes within {horizon} iterations (max_iterations too small)")
         _absorb(search, schedule, solver, status, callback, workload, cost_model, engine, cost, objective,
-                allow_eviction)
-        exhausted = time.perf_counter() - started >= time_limit
-        if search.proven or not truncated or exhausted:
+                allow_eviction, deadline)
+        if search.proven or not truncated:
             break
         horizon = min(bound, horizon + max(1, math.ceil(horizon / 4)))
     return _result(workload, cost_model, engine, objective, search, horizon, sound, hint_name, hint_replay, cost,
@@ -417,7 +436,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
 
 def _absorb(search: _Search, schedule: ScheduleModel, solver: cp_model.CpSolver, status: int,
             callback: _Solutions, workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
-            cost: IntegerLinearCost, objective: str, allow_eviction: bool) -> None:
+            cost: IntegerLinearCost, objective: str, allow_eviction: bool, deadline: float) -> None:
     """Update ``search`` with a solve's best schedule and its lower bound (a truncated model's bound holds for every
     horizon; an untruncated model's answer is optimal when the status is OPTIMAL). Candidates: the best complete
     solution, and the latest unfinished one completed by the best heuristic from where it stops."""
@@ -433,7 +452,7 @@ def _absorb(search: _Search, schedule: ScheduleModel, solver: cp_model.CpSolver,
         candidates.append(("solver", decisions, replay))
     if callback.unfinished_prefix is not None:
         completed = best_heuristic_schedule(workload, cost_model, engine, objective, allow_eviction,
-                                            prefix=callback.unfinished_prefix)
+                                            prefix=callback.unfinished_prefix, deadline=deadline)
         if completed is not None:
             name, decisions, _ = completed
             candidates.append((f"solver+{name}", decisions, _replay(workload, cost_model, engine, decisions, cost,
