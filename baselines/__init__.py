@@ -12,7 +12,7 @@ from .random_policy import RandomScheduler
 from .rank import SortArrivalScheduler, SortOutputScheduler, SortPromptScheduler, SRPTScheduler
 from .sagesched import PredictedSJFScheduler, SageSchedScheduler
 from .sarathi import SarathiScheduler
-from .variants import capped_no_eviction, oracle_no_eviction
+from .variants import ReservationExceededError, capped_no_eviction, chunked_preset, oracle_no_eviction
 from .vllm import VLLMScheduler
 
 VLLMNoEvictionScheduler = oracle_no_eviction(VLLMScheduler)
@@ -24,6 +24,7 @@ SortOutputNoEvictionScheduler = oracle_no_eviction(SortOutputScheduler)
 SRPTNoEvictionScheduler = oracle_no_eviction(SRPTScheduler)
 VLLMCapScheduler = capped_no_eviction(VLLMScheduler)
 SarathiCapScheduler = capped_no_eviction(SarathiScheduler)
+Sarathi512Scheduler = chunked_preset(SarathiScheduler, 512, "sarathi_512")
 
 SCHEDULERS: dict[str, type] = {
     "vllm": VLLMScheduler,
@@ -32,6 +33,7 @@ SCHEDULERS: dict[str, type] = {
     "sarathi": SarathiScheduler,
     "sarathi_noe": SarathiNoEvictionScheduler,
     "sarathi_cap": SarathiCapScheduler,
+    "sarathi_512": Sarathi512Scheduler,
     "orca": OrcaScheduler,
     "static": StaticBatchScheduler,
     "sort_arrival": SortArrivalScheduler,
@@ -66,7 +68,8 @@ def make_scheduler(name: str, **kwargs):
 __all__ = [
     "SCHEDULERS", "BatchBuilderScheduler", "InferMaxNoEvictionScheduler", "InferMaxScheduler", "MLFQScheduler",
     "OracleRequiredError", "OrcaScheduler", "OutputDistribution", "OutputLengthPredictor", "PredictedSJFScheduler",
-    "RandomScheduler", "SRPTNoEvictionScheduler", "SRPTScheduler", "SageSchedScheduler", "SarathiCapScheduler",
+    "RandomScheduler", "ReservationExceededError", "SRPTNoEvictionScheduler", "SRPTScheduler", "SageSchedScheduler",
+    "Sarathi512Scheduler", "SarathiCapScheduler",
     "SarathiNoEvictionScheduler", "SarathiScheduler", "SortArrivalNoEvictionScheduler", "SortArrivalScheduler",
     "SortOutputNoEvictionScheduler", "SortOutputScheduler", "SortPromptNoEvictionScheduler", "SortPromptScheduler",
     "StaticBatchScheduler", "VLLMCapScheduler", "VLLMNoEvictionScheduler", "VLLMScheduler", "capped_no_eviction",
