@@ -4,7 +4,8 @@ Each ``configs/<algo>.json`` holds ``algo``, ``policy`` (``"slot_scoring"``: the
 :mod:`agents.policies`; ``"mlp"``: SB3's multi-input MLP over :class:`~agents.extractors.SlotSetExtractor`),
 ``env_kwargs`` the agent is meant for (its action mode), ``hyperparameters`` passed to the algorithm and
 ``policy_kwargs`` passed to the policy, and optionally ``imitation``: the behaviour-cloning warm start of
-:mod:`agents.imitation` (``teachers``, ``episodes``, ``epochs``, ``batch_size``, ``learning_rate``).
+:mod:`agents.imitation` (``teachers``; ``non_oracle_teachers``, used instead where the env hides output
+lengths; ``episodes``, ``epochs``, ``batch_size``, ``learning_rate``).
 
 Saved models carry ``infermax_metadata`` (env id, env kwargs, algorithm) so that evaluation-only runs can
 rebuild the env they were trained on; :func:`load_agent` refuses an env whose observation space differs from
@@ -35,7 +36,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"maskable_ppo": MaskablePPO, "ppo"
 SLOT_SCORING_POLICIES = {"maskable_ppo": MaskableSlotScoringPolicy, "ppo": SlotScoringPolicy}
 
 CONFIG_KEYS = {"description", "algo", "policy", "env_kwargs", "hyperparameters", "policy_kwargs", "imitation"}
-IMITATION_KEYS = {"teachers", "episodes", "epochs", "batch_size", "learning_rate"}
+IMITATION_KEYS = {"teachers", "non_oracle_teachers", "episodes", "epochs", "batch_size", "learning_rate"}
 
 
 class ObservationSpaceMismatchError(ValueError):
@@ -109,43 +110,60 @@ def attach_metadata(model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any
 
 def saved_metadata(path: str | Path) -> dict[str, Any]:
     """What :func:`attach_metadata` stored in a saved model (env id, env kwargs, algorithm)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
-    data, _, _ = load_from_zip_file(Path(path), load_data=True, device="cpu")
-    meta = (data or {}).get("infermax_metadata")
+    meta = _saved_data(path).get("infermax_metadata")
     if not meta:
         raise ValueError(f"{path} has no infermax_metadata (not saved by train.py): pass the algorithm explicitly")
     return meta
 
 
+def _saved_data(path: str | Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+    data, _, _ = load_from_zip_file(Path(path), load_data=True, device="cpu")
+    return data or {}
+
+
 def load_agent(path: str | Path, env: gym.Env | Any | None = None, algo: str | None = None,
                device: str = "auto") -> BaseAlgorithm:
-    """Load a saved model; with ``env``, first check that its observation and action spaces match.
+    """Load a saved model; with ``env`` (a Gymnasium env or a VecEnv of any size), first check it with
+    :func:`check_saved_model`, then attach it (SB3 ``load(path, env=env)``, which adopts the env's size)."""
+    cls = check_saved_model(path, env, algo)
+    return cls.load(Path(path), env=env, device=device)
 
-    Raises :class:`ObservationSpaceMismatchError` naming the saved and the env's shapes when they differ.
+
+def check_saved_model(path: str | Path, env: gym.Env | Any | None = None,
+                      algo: str | None = None) -> type[BaseAlgorithm]:
+    """The SB3 class to load the model at ``path`` with, after checking it without loading its weights.
+
+    ``algo`` defaults to the algorithm recorded in the model; a different one is refused, naming both. With
+    ``env``, raises :class:`ObservationSpaceMismatchError` naming the saved and the env's spaces when they
+    differ.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
-    cls = check_algorithm(algo or saved_metadata(path)["algo"])
-    model = cls.load(path, device=device)
+    data = _saved_data(path)
+    saved_algo = (data.get("infermax_metadata") or {}).get("algo")
+    if algo is not None and saved_algo is not None and algo != saved_algo:
+        raise ValueError(f"{path} is a {saved_algo} model, not {algo}: load it as {saved_algo} "
+                         f"(train.py: --algo {saved_algo}, or leave --algo out)")
+    if algo is None and saved_algo is None:
+        raise ValueError(f"{path} has no infermax_metadata (not saved by train.py): pass the algorithm explicitly")
+    cls = check_algorithm(algo or saved_algo)
     if env is not None:
-        check_spaces_match(model, env)
-        model.set_env(env)
-    return model
+        check_spaces_match(data["observation_space"], data["action_space"], env)
+    return cls
 
 
-def check_spaces_match(model: BaseAlgorithm, env: gym.Env | Any) -> None:
-    """Raise :class:`ObservationSpaceMismatchError` when ``env``'s spaces differ from the model's."""
-    saved, given = model.observation_space, env.observation_space
-    if saved != given:
+def check_spaces_match(observation_space: gym.Space, action_space: gym.Space, env: gym.Env | Any) -> None:
+    """Raise :class:`ObservationSpaceMismatchError` when ``env``'s spaces differ from a model's."""
+    given = env.observation_space
+    if observation_space != given:
         raise ObservationSpaceMismatchError(
-            f"the model was trained on observations {describe_space(saved)} but this env gives "
-            f"{describe_space(given)}; use the env (id and kwargs, e.g. max_slots) the model was trained on")
-    if model.action_space != env.action_space:
+            f"the model was trained on observations {describe_space(observation_space)} but this env gives "
+            f"{describe_space(given)}; use the env (id and kwargs, e.g. window, action_mode) the model was "
+            f"trained on")
+    if action_space != env.action_space:
         raise ObservationSpaceMismatchError(
-            f"the model was trained with actions {model.action_space} but this env has {env.action_space}; "
-            f"use the same action_mode and slot count")
+            f"the model was trained with actions {action_space} but this env has {env.action_space}; "
+            f"use the same action_mode and window")
 
 
 def describe_space(space: gym.spaces.Space) -> str:

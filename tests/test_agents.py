@@ -234,29 +234,50 @@ def test_training_seed_wrapper_draws_from_the_training_stream():
         env.reset(seed=EVAL_SEED_OFFSET)
 
 
-def record(objective, bound, status="FEASIBLE"):
-    return OptimumRecord(status, objective, bound, 0.1, 1.0)
+def record(objective, bound, status="FEASIBLE", source="solver"):
+    return OptimumRecord(status, objective, bound, 0.1, 1.0, 1, source)
 
 
 def test_gap_report_brackets_and_best_heuristic(tmp_path):
     report = GapReport("latency", [10, 11], [4, 5])
     report.add("h1", [12.0, 10.0], heuristic=True)
-    report.add("h2", [11.0, 11.5], heuristic=True)
+    report.add("h2", [11.0, 11.5], heuristic=True, oracle=True)
     report.add("agent", [10.5, 10.0])
-    report.optimum = [record(10.0, 10.0, "OPTIMAL"), record(10.0, 8.0)]
+    report.optimum = [record(10.0, 10.0, "OPTIMAL"), record(10.0, 8.0, source="h1")]
+    report.solver = "CP-SAT, 1 s per instance, 1 worker, seed 0"
     low, high = report.gap_to_optimum("agent")
     assert np.allclose(low, [0.05, 0.0]) and np.allclose(high, [0.05, 0.25])
     assert report.best_heuristic() == "h1"  # mean ratio to the optimum 1.1 against 1.125
     assert np.allclose(report.gap_to_best_heuristic("agent"), [10.5 / 11 - 1, 0.0])
     rows = {row["policy"]: row for row in report.summary_rows()}
-    assert rows["agent"]["worst_gap"] == pytest.approx(0.05)
-    assert rows["agent"]["beats_best_heuristic"] == 1 and rows["agent"]["ties_best_heuristic"] == 1
+    agent = rows["agent"]
+    assert agent["worst_gap_to_best_known"] == pytest.approx(0.05)
+    # both ends of the bracket, and the true gap on the one proven instance
+    assert agent["gap_to_best_known"] == pytest.approx(0.025) and agent["gap_to_bound"] == pytest.approx(0.15)
+    assert agent["gap_proven"] == pytest.approx(0.05)
+    assert agent["beats_best_heuristic"] == 1 and agent["ties_best_heuristic"] == 1
+    assert [rows[name]["oracle"] for name in ("h1", "h2", "agent")] == ["no", "yes", "no"]
+    assert agent["avg_sum_ttlt_s"] == pytest.approx(10.25)
     assert report.proven_count() == 1
     paths = report.write(tmp_path)
     assert all(path.is_file() for path in paths.values())
-    assert "Optimum proven on 1/2" in paths["table_md"].read_text()
+    text = paths["table_md"].read_text()
+    assert "proven on 1/2" in text and "CP-SAT, 1 s per instance" in text and "h1 on 1" in text
+    assert "| gap_to_best_known | gap_to_bound | gap_proven |" in text
+    instances = paths["instances_csv"].read_text().splitlines()
+    assert "best_known" in instances[0] and "gap_to_bound_agent" in instances[0] and "proven" in instances[0]
     with pytest.raises(ValueError, match="3 objectives for 2"):
         report.add("bad", [1.0, 2.0, 3.0])
+
+
+def test_a_policy_beating_the_solver_schedule_is_counted_not_called_better_than_the_optimum():
+    report = GapReport("latency", [1, 2], [4, 4])
+    report.add("agent", [9.0, 10.0])
+    report.optimum = [record(10.0, 8.0), record(10.0, 10.0, "OPTIMAL")]
+    (row,) = report.summary_rows()
+    assert row["below_best_known"] == 1 and row["gap_to_bound"] > 0
+    text = report.to_markdown()
+    assert "below_best_known counts instances where the policy beat the solver's best schedule" in text
 
 
 class FakeResult:
@@ -264,11 +285,11 @@ class FakeResult:
         self.objective, self.best_bound, self.status, self.wall_time = objective, bound, status, 0.01
 
 
-def test_optimum_cache_solves_once_and_resolves_with_a_longer_limit(tmp_path, monkeypatch):
+def test_optimum_cache_is_keyed_by_the_solver_settings(tmp_path, monkeypatch):
     calls = []
 
     def solver(workload, cost_model, engine, **kwargs):
-        calls.append(kwargs["time_limit"])
+        calls.append((kwargs["time_limit"], kwargs["workers"]))
         proven = kwargs["time_limit"] >= 2
         return FakeResult(5.0, 5.0 if proven else 4.0, "OPTIMAL" if proven else "FEASIBLE")
 
@@ -279,6 +300,11 @@ def test_optimum_cache_solves_once_and_resolves_with_a_longer_limit(tmp_path, mo
     first = cache.solve("tiny", "latency", 3, workload=None, env=None, time_limit=1.0)
     reopened = OptimumCache(tmp_path / "optima.json", solver=solver)
     again = reopened.solve("tiny", "latency", 3, None, None, time_limit=1.0)
-    assert first == again and not first.proven and calls == [1.0]
-    better = cache.solve("tiny", "latency", 3, None, None, time_limit=5.0)
-    assert better.proven and calls == [1.0, 5.0]
+    assert first == again and not first.proven and calls == [(1.0, 1)]
+    better = reopened.solve("tiny", "latency", 3, None, None, time_limit=5.0)
+    assert better.proven and calls == [(1.0, 1), (5.0, 1)]
+    # other settings never overwrite a record: the first command still reads its own numbers
+    assert OptimumCache(tmp_path / "optima.json", solver=solver).solve(
+        "tiny", "latency", 3, None, None, time_limit=1.0) == first
+    cache.solve("tiny", "latency", 3, None, None, time_limit=1.0, workers=4)
+    assert calls[-1] == (1.0, 4) and len(calls) == 3

@@ -1,9 +1,10 @@
 """The gap report: per-instance objectives of several policies on the same instances, their gaps to the
 optimum and to the best heuristic; a table (markdown, CSV) and a plot.
 
-``gap = objective / reference - 1``. Against the optimum it is bracketed: ``gap_low`` uses the best schedule
-the solver found (the true gap is at least this), ``gap_high`` uses the solver's lower bound (the true gap is
-at most this); they coincide when the solver proved optimality.
+``gap = objective / reference - 1``. Against the optimum the report always gives both ends of the bracket the
+solver established: ``gap_to_best_known`` uses the best schedule the solver found (the true gap is at least
+this; negative only where the solver's time limit stopped it short of the optimum), ``gap_to_bound`` its
+lower bound (the true gap is at most this); on proven instances both equal the true gap (``gap_proven``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ import numpy as np
 from .optimum_cache import OptimumRecord
 from .rollouts import objective_value_of
 
-REPORTED_METRICS = ("mean_ttlt", "total_gpu_time")
-"""Metrics averaged over the instances in the summary table besides the objective."""
+REPORTED_METRICS = ("sum_ttlt", "mean_ttlt", "total_gpu_time")
+"""Per-instance metric summaries averaged over the instances in the summary table (columns ``avg_<name>_s``):
+the objective is ``sum_ttlt`` (latency) or ``total_gpu_time`` (gpu_time)."""
+
+OBJECTIVE_METRIC = {"latency": "sum_ttlt", "gpu_time": "total_gpu_time"}
+"""The metric summary key each objective is."""
+
+TIE = 1e-9
+"""Relative differences at or below this count as ties."""
 
 
 @dataclass
@@ -28,7 +36,9 @@ class GapReport:
     """Per-instance objectives of several policies on the same seeded instances, and their gaps.
 
     ``objectives[name][i]`` is policy ``name``'s objective on instance ``seeds[i]``; ``heuristics`` names the
-    policies that count as heuristics; ``optimum[i]`` is the solver's record (or ``None`` when not solved).
+    policies that count as heuristics; ``oracle`` the policies that read true output lengths; ``optimum[i]``
+    is the solver's record (or ``None`` when not solved) and ``solver`` describes the solver settings;
+    ``notes`` are printed under the table.
     """
 
     objective: str
@@ -38,10 +48,14 @@ class GapReport:
     heuristics: list[str] = field(default_factory=list)
     optimum: list[OptimumRecord] | None = None
     metrics: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    oracle: set[str] = field(default_factory=set)
+    solver: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def add(self, name: str, values: Sequence[float], heuristic: bool = False,
-            metrics: Mapping[str, Sequence[float]] | None = None) -> None:
-        """Record policy ``name``'s objective per instance (and optionally other per-instance metrics)."""
+            metrics: Mapping[str, Sequence[float]] | None = None, oracle: bool = False) -> None:
+        """Record policy ``name``'s objective per instance (and optionally other per-instance metrics);
+        ``oracle``: the policy reads true output lengths."""
         values = np.asarray(values, dtype=float)
         if values.shape != (len(self.seeds),):
             raise ValueError(f"{name}: {values.shape[0]} objectives for {len(self.seeds)} instances")
@@ -49,11 +63,16 @@ class GapReport:
         self.metrics[name] = {key: np.asarray(v, dtype=float) for key, v in (metrics or {}).items()}
         if heuristic and name not in self.heuristics:
             self.heuristics.append(name)
+        if oracle:
+            self.oracle.add(name)
+        else:
+            self.oracle.discard(name)
 
-    def add_summaries(self, name: str, summaries: Sequence[Mapping[str, float]], heuristic: bool = False) -> None:
+    def add_summaries(self, name: str, summaries: Sequence[Mapping[str, float]], heuristic: bool = False,
+                      oracle: bool = False) -> None:
         """Record a policy from its per-instance metric summaries (objective plus :data:`REPORTED_METRICS`)."""
         self.add(name, [objective_value_of(summary, self.objective) for summary in summaries], heuristic,
-                 {key: [summary[key] for summary in summaries] for key in REPORTED_METRICS})
+                 {key: [summary[key] for summary in summaries] for key in REPORTED_METRICS}, oracle)
 
     @property
     def has_optimum(self) -> bool:
@@ -89,64 +108,96 @@ class GapReport:
         """Gap to the best heuristic *on each instance* (negative: better than every heuristic)."""
         return self.objectives[name] / self.best_heuristic_per_instance() - 1.0
 
+    def proven_mask(self) -> np.ndarray:
+        """Per instance: whether the solver proved its schedule optimal."""
+        return np.array([r.proven for r in self.optimum] if self.optimum is not None else [], dtype=bool)
+
     def summary_rows(self) -> list[dict[str, Any]]:
-        """One row per policy, sorted by mean gap (to the optimum when known)."""
+        """One row per policy, sorted by mean gap to the best known schedule (when solved), else by objective.
+
+        Columns: ``oracle`` (reads true output lengths), ``avg_<metric>_s`` (each per-instance metric averaged
+        over instances), and with the optimum ``gap_to_best_known`` / ``gap_to_bound`` (mean of each end of
+        the bracket), ``gap_proven`` (mean over the proven instances), ``worst_gap_to_best_known``,
+        ``below_best_known`` (instances where the policy beat the solver's schedule: the solver stopped short
+        there); with heuristics ``gap_vs_best_heuristic`` (to the best heuristic on each instance),
+        ``beats_best_heuristic`` and ``ties_best_heuristic`` (instance counts).
+        """
         rows = []
         for name, values in self.objectives.items():
             row: dict[str, Any] = {"policy": name, "kind": "heuristic" if name in self.heuristics else "agent",
-                                   f"mean_{self.objective}": float(values.mean())}
-            row.update({key: float(v.mean()) for key, v in self.metrics.get(name, {}).items()})
+                                   "oracle": "yes" if name in self.oracle else "no"}
+            metrics = self.metrics.get(name) or {OBJECTIVE_METRIC[self.objective]: values}
+            row.update({f"avg_{key}_s": float(v.mean()) for key, v in metrics.items()})
             if self.has_optimum:
                 low, high = self.gap_to_optimum(name)
-                bounded = np.isfinite(high)
-                row.update(mean_gap=float(low.mean()), worst_gap=float(low.max()),
-                           mean_gap_to_bound=float(high[bounded].mean()) if bounded.any() else math.inf,
-                           bounded_instances=int(bounded.sum()))
+                bounded, proven = np.isfinite(high), self.proven_mask()
+                row.update(gap_to_best_known=float(low.mean()),
+                           gap_to_bound=float(high[bounded].mean()) if bounded.any() else math.inf,
+                           gap_proven=float(low[proven].mean()) if proven.any() else math.nan,
+                           worst_gap_to_best_known=float(low.max()), below_best_known=int((low < -TIE).sum()))
             if self.heuristics:
                 vs = self.gap_to_best_heuristic(name)
-                row.update(mean_gap_vs_best_heuristic=float(vs.mean()), beats_best_heuristic=int((vs < -1e-9).sum()),
-                           ties_best_heuristic=int((np.abs(vs) <= 1e-9).sum()))
+                row.update(gap_vs_best_heuristic=float(vs.mean()), beats_best_heuristic=int((vs < -TIE).sum()),
+                           ties_best_heuristic=int((np.abs(vs) <= TIE).sum()))
             rows.append(row)
-        key = "mean_gap" if self.has_optimum else f"mean_{self.objective}"
+        key = "gap_to_best_known" if self.has_optimum else f"avg_{OBJECTIVE_METRIC[self.objective]}_s"
         return sorted(rows, key=lambda r: r[key])
 
     def instance_rows(self) -> list[dict[str, Any]]:
-        """One row per instance: seed, size, optimum record, each policy's objective and gap."""
+        """One row per instance: seed, size, the solver's record (best known, bound, proven, where the best
+        schedule came from), each policy's objective and both ends of its gap."""
         rows = []
         for i, seed in enumerate(self.seeds):
             row: dict[str, Any] = {"seed": seed, "num_requests": self.num_requests[i]}
             if self.optimum is not None:
                 record = self.optimum[i]
-                row.update(optimum=record.objective, bound=record.best_bound, status=record.status,
-                           proven=record.proven, solve_time=record.wall_time)
+                row.update(best_known=record.objective, bound=record.best_bound, status=record.status,
+                           proven=record.proven, best_known_source=record.source, solve_time_s=record.wall_time)
             for name, values in self.objectives.items():
                 row[name] = float(values[i])
                 if self.optimum is not None:
-                    row[f"gap_{name}"] = float(values[i] / self.optimum[i].objective - 1.0)
+                    low, high = self.gap_to_optimum(name)
+                    row[f"gap_to_best_known_{name}"] = float(low[i])
+                    row[f"gap_to_bound_{name}"] = float(high[i])
             rows.append(row)
         return rows
 
     def proven_count(self) -> int:
-        return sum(r.proven for r in self.optimum) if self.optimum is not None else 0
+        return int(self.proven_mask().sum())
 
     def to_markdown(self) -> str:
-        """The summary table (gaps in percent)."""
+        """The summary table (gaps in percent) and the notes that say what its columns mean."""
         rows = self.summary_rows()
         columns = [c for c in rows[0] if c != "kind"]
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in rows:
             lines.append("| " + " | ".join(_format_cell(c, row[c]) for c in columns) + " |")
-        what = "sum of TTLT" if self.objective == "latency" else "total GPU time"
-        notes = [f"{len(self.seeds)} instances, objective {self.objective!r} (mean_{self.objective}: the {what} of an "
-                 f"instance in seconds, averaged over instances; so are mean_ttlt and total_gpu_time)."]
+        key = OBJECTIVE_METRIC[self.objective]
+        notes = [f"{len(self.seeds)} instances, objective {self.objective!r} = {key} (per instance, seconds); "
+                 f"avg_<metric>_s is that per-instance metric averaged over the instances (avg_sum_ttlt_s: the sum of "
+                 f"TTLT of an instance, averaged; avg_mean_ttlt_s: its mean TTLT, averaged). oracle = yes: the "
+                 f"policy reads true output lengths (a real scheduler cannot)."]
         if self.optimum is not None:
-            notes.append(f"Optimum proven on {self.proven_count()}/{len(self.seeds)}; the others are bracketed: "
-                         f"mean_gap uses the best schedule the solver found (the true gap is at least this), "
-                         f"mean_gap_to_bound its lower bound (at most this; averaged over the bounded_instances "
-                         f"where the bound is positive).")
+            proven = self.proven_count()
+            notes.append(f"Optimum ({self.solver or 'solver settings not given'}): proven on {proven}/{len(self.seeds)} "
+                         f"instances; elsewhere it is bracketed: gap_to_best_known uses the best schedule the solver "
+                         f"found (the true gap is at least this), gap_to_bound its lower bound (the true gap is at "
+                         f"most this; mean over instances with a positive bound); gap_proven is the true gap, "
+                         f"averaged over the {proven} proven instances. below_best_known counts instances where the "
+                         f"policy beat the solver's best schedule, which is therefore not optimal there.")
+            sources = {}
+            for record in self.optimum:
+                if record.source and record.source != "solver":
+                    sources[record.source] = sources.get(record.source, 0) + 1
+            if sources:
+                notes.append(f"On some instances the best known schedule is a heuristic's own schedule (the solver's "
+                             f"starting point, not improved within its time limit): "
+                             f"{', '.join(f'{k} on {v}' for k, v in sorted(sources.items()))}; those heuristics show "
+                             f"a 0% gap to best known there.")
         if self.heuristics:
-            notes.append(f"Best heuristic: {self.best_heuristic()}; mean_gap_vs_best_heuristic compares with "
-                         f"the best heuristic on each instance.")
+            notes.append(f"Best heuristic: {self.best_heuristic()}; gap_vs_best_heuristic compares with the best "
+                         f"heuristic on each instance.")
+        notes.extend(self.notes)
         return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
 
     def write(self, directory: str | Path, stem: str = "gap") -> dict[str, Path]:
@@ -162,28 +213,46 @@ class GapReport:
         return paths
 
     def plot(self, path: str | Path) -> None:
-        """Per-instance gaps (to the optimum when known, else to the best heuristic) per policy."""
+        """Per-instance gaps per policy: with the optimum, both ends of the bracket side by side (gap to the
+        solver's best known schedule, gap to its bound) with proven instances marked; else the gap to the
+        best heuristic on each instance."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         names = [row["policy"] for row in self.summary_rows()]
+        labels = [name + (" [oracle]" if name in self.oracle else "") for name in names]
+        x = np.arange(1, len(names) + 1, dtype=float)
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(names) + 2), 5.0))
         if self.has_optimum:
-            gaps = [100 * self.gap_to_optimum(name)[0] for name in names]
-            label = "gap to the optimum (%)"
+            proven = self.proven_mask()
+            lows, highs = zip(*(self.gap_to_optimum(name) for name in names))
+            highs = [h[np.isfinite(h)] for h in highs]
+            for offset, gaps, colour, label in ((-0.2, lows, "tab:blue", "gap to best known (true gap >= this)"),
+                                                (0.2, highs, "tab:orange", "gap to solver bound (true gap <= this)")):
+                parts = ax.boxplot([100 * g for g in gaps], positions=x + offset, widths=0.35, showfliers=False,
+                                   patch_artist=True)
+                for box in parts["boxes"]:
+                    box.set(facecolor=colour, alpha=0.35)
+                ax.plot([], [], color=colour, linewidth=6, alpha=0.35, label=label)
+            for i, low in enumerate(lows):
+                ax.scatter(np.full(int(proven.sum()), x[i] - 0.2), 100 * low[proven], marker="*", color="black",
+                           s=18, zorder=3, label="proven instance" if i == 0 and proven.any() else None)
+            ylabel = "gap to the optimum, bracketed (%)"
+            title = (f"{len(self.seeds)} held-out instances, objective {self.objective}; optimum proven on "
+                     f"{int(proven.sum())}/{len(self.seeds)}\n{self.solver}")
         else:
             gaps = [100 * self.gap_to_best_heuristic(name) for name in names]
-            label = "gap to the best heuristic per instance (%)"
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4.5))
-        ax.boxplot(gaps, showfliers=True)
-        ax.scatter(range(1, len(names) + 1), [g.mean() for g in gaps], marker="D", color="tab:red", zorder=3,
-                   label="mean")
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
-        ax.set_ylabel(label)
-        ax.set_title(f"{len(self.seeds)} held-out instances, objective {self.objective}")
+            ax.boxplot(gaps, positions=x, showfliers=True)
+            ax.scatter(x, [g.mean() for g in gaps], marker="D", color="tab:red", zorder=3, label="mean")
+            ylabel = "gap to the best heuristic per instance (%)"
+            title = f"{len(self.seeds)} held-out instances, objective {self.objective}"
+        ax.set_xticks(x, labels, rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
         ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.legend()
+        ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)

@@ -41,11 +41,15 @@ def action_masks(env: gym.Env) -> np.ndarray:
     return np.asarray(env.get_wrapper_attr("action_masks")())
 
 
-def run_episode(env: gym.Env, action_fn: ActionFn, workload: Workload, max_steps: int = 1_000_000) -> dict[str, float]:
-    """Serve ``workload`` in ``env`` with ``action_fn``; returns the episode's metric summary."""
+def run_episode(env: gym.Env, action_fn: ActionFn, workload: Workload, max_steps: int = 1_000_000,
+                on_step: Callable[[], Any] | None = None) -> dict[str, float]:
+    """Serve ``workload`` in ``env`` with ``action_fn``; returns the episode's metric summary. ``on_step`` is
+    called after every env step (e.g. a progress bar's ``update``)."""
     obs, info = env.reset(options={"workload": workload})
     for _ in range(max_steps):
         obs, _, terminated, truncated, info = env.step(action_fn(obs, env))
+        if on_step is not None:
+            on_step()
         if terminated or truncated:
             if truncated and not terminated:
                 raise RuntimeError(f"episode truncated before every request finished ({workload.name}, "
