@@ -112,12 +112,18 @@ def run_one(spec: SchedulerSpec, setup: RunSetup) -> RunResult:
 
 
 def run_many(specs: Sequence[SchedulerSpec], setups: Sequence[RunSetup], jobs: int = 2,
-             progress: bool = True) -> list[RunResult]:
-    """Every scheduler on every setup, ``jobs`` processes at a time; results in (setup, scheduler) order."""
+             progress: bool = True, ray: str | None = None) -> list[RunResult]:
+    """Every scheduler on every setup, ``jobs`` processes at a time, or as Ray tasks when ``ray`` is set (a
+    cluster address, or ``"local"`` for a Ray started on this machine; see :mod:`baselines.ray_pool`); results
+    in (setup, scheduler) order."""
     hidden = [s.label for s in specs if s.requires_oracle and not all(setup.oracle for setup in setups)]
     if hidden:
         raise ValueError(f"oracle schedulers {hidden} need the output lengths, which these runs hide")
     tasks = [(spec, setup) for setup in setups for spec in specs]
+    if ray is not None:
+        from .ray_pool import ray_map
+
+        return ray_map(run_one, tasks, address=None if ray == "local" else ray, progress=progress, description="runs")
     if jobs <= 1 or len(tasks) == 1:
         return [run_one(spec, setup) for spec, setup in _progress(tasks, progress)]
     results: list[RunResult | None] = [None] * len(tasks)
@@ -269,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slo-ttft", type=float, default=None, help="TTFT target (s) for SLO attainment")
     parser.add_argument("--slo-tpot", type=float, default=None, help="TPOT target (s) for SLO attainment")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run on Ray instead (no ADDRESS: a local Ray; 'auto' or ray://HEAD:10001: a cluster)")
     parser.add_argument("--out", default="results/compare", help="output folder")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -319,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"workload: {base.name}, {summary['requests']} requests over {summary['duration_s']:.0f} s, "
           f"prompt mean {summary['prompt_mean']:.0f}, output mean {summary['output_mean']:.0f}; "
           f"M = {engine.kv_capacity}, C = {engine.token_budget}, cost {args.cost}", flush=True)
-    results = run_many(specs, setups, jobs=args.jobs, progress=not args.no_progress)
+    results = run_many(specs, setups, jobs=args.jobs, progress=not args.no_progress, ray=args.ray)
     print(format_table(results))
     meta = {"argv": list(sys.argv[1:] if argv is None else argv), "workload": summary,
             "engine": {"kv_capacity": engine.kv_capacity, "token_budget": engine.token_budget,

@@ -86,7 +86,7 @@ class FlatObservation(_MaskForwarding, gym.ObservationWrapper, gym.utils.RecordC
     :param env: an InferMax env (any action mode).
     :param obs_key: the key of the flat vector when ``mask_key`` is set.
     :param mask_key: the key of the action mask; ``None`` makes the observation the flat Box itself.
-    :param mask_dtype: dtype of the mask: ``"int8"`` (the env's), ``"float32"`` or ``"bool"``.
+    :param mask_dtype: dtype of the mask: ``"float32"`` (RLlib's), ``"int8"`` (the env's) or ``"bool"``.
 
     The flat vector is ``requests.reshape(-1)`` (K * F values, slot after slot, features in
     :data:`~infermax_env.envs.REQUEST_FEATURES` order), then ``slot_mask`` as 0/1 (K), then ``global`` (G); all
@@ -94,7 +94,7 @@ class FlatObservation(_MaskForwarding, gym.ObservationWrapper, gym.utils.RecordC
     """
 
     def __init__(self, env: gym.Env, obs_key: str = "observations", mask_key: str | None = "action_mask",
-                 mask_dtype: Any = "int8"):
+                 mask_dtype: Any = "float32"):
         gym.utils.RecordConstructorArgs.__init__(self, obs_key=obs_key, mask_key=mask_key,
                                                  mask_dtype=np.dtype(mask_dtype).name)
         gym.ObservationWrapper.__init__(self, env)

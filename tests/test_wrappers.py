@@ -26,7 +26,7 @@ def first_valid_action(observation_mask):
 
 @pytest.mark.parametrize("keys", [("observations", "action_mask"), ("obs", "mask")])
 def test_flat_observation_holds_the_dict_in_order_and_splits_the_mask(keys):
-    raw, flat = tiny(), FlatObservation(tiny(), *keys, mask_dtype="bool" if keys[1] == "mask" else "int8")
+    raw, flat = tiny(), FlatObservation(tiny(), *keys, mask_dtype="bool" if keys[1] == "mask" else "float32")
     expected, _ = raw.reset(seed=3)
     observation, _ = flat.reset(seed=3)
     assert set(observation) == set(keys) and flat.observation_space.contains(observation)
