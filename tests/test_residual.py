@@ -1,0 +1,109 @@
+"""The residual policy: zero correction is the base heuristic; the observation never reveals true lengths."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO
+
+from agents.policies import SlotScoringPolicy
+from agents.residual import (EXTRA_FEATURES, RESIDUAL_POLICY_KWARGS, ResidualEnv, make_residual_env,
+                             residual_scheduler, zero_correction_head)
+from baselines import make_scheduler
+from infermax_env.simulator import Simulator
+from infermax_env.workload import Workload
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small policies on a shared 2-core machine: more threads only contend (10x slower measured)."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+def small_workload(seed: int, num_requests: int = 48) -> Workload:
+    """A short InferMax-v0-style window (synthetic conv lengths, Poisson arrivals at 3x the trace rate so that
+    memory contends within a few dozen requests)."""
+    from infermax_env.envs.config import CONV_OUTPUT, CONV_PROMPT, CONV_TRACE_RATE
+    from infermax_env.workload import SyntheticGenerator
+
+    generator = SyntheticGenerator(num_requests=num_requests, prompt=CONV_PROMPT, output=CONV_OUTPUT,
+                                   arrival="poisson", rate=3 * CONV_TRACE_RATE, name="test")
+    return generator(np.random.default_rng(seed))
+
+
+def run_residual(env: ResidualEnv, workload: Workload, action_fn) -> dict[str, float]:
+    obs, _ = env.reset(options={"workload": workload})
+    while True:
+        obs, _, terminated, truncated, info = env.step(action_fn(obs))
+        if terminated or truncated:
+            return info["metrics"]
+
+
+def heuristic_metrics(env: ResidualEnv, name: str, workload: Workload) -> dict[str, float]:
+    cfg = env.unwrapped.config
+    return dict(Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle).run(make_scheduler(name)).summary)
+
+
+@pytest.mark.parametrize("base", ["sagesched", "sarathi", "sort_prompt"])
+def test_zero_correction_reproduces_the_base_heuristic(base):
+    env = make_residual_env("InferMax-v0", base, window=64, oracle=False, kv_capacity=20_000)
+    for seed in range(2):
+        workload = small_workload(seed)
+        got = run_residual(env, workload, lambda obs: np.zeros(64, dtype=np.float32))
+        assert got == pytest.approx(heuristic_metrics(env, base, workload), rel=1e-12)
+
+
+def test_untrained_agent_is_the_base_heuristic_and_a_correction_changes_the_schedule():
+    env = make_residual_env("InferMax-v0", "sagesched", window=64, oracle=False, kv_capacity=20_000)
+    model = PPO(SlotScoringPolicy, env, policy_kwargs=RESIDUAL_POLICY_KWARGS, n_steps=64, batch_size=64, seed=0)
+    zero_correction_head(model)
+    workload = small_workload(3, num_requests=32)
+    untrained = run_residual(env, workload, lambda obs: model.predict(obs, deterministic=True)[0])
+    reference = heuristic_metrics(env, "sagesched", workload)
+    assert untrained == pytest.approx(reference, rel=1e-12)
+    rng = np.random.default_rng(0)
+    perturbed = run_residual(env, workload, lambda obs: rng.uniform(-1, 1, 64).astype(np.float32))
+    assert perturbed["sum_ttlt"] != pytest.approx(reference["sum_ttlt"], rel=1e-9)
+
+
+def test_observation_never_reveals_unfinished_output_lengths():
+    env = make_residual_env("InferMax-v0", "sagesched", window=64, oracle=False, kv_capacity=20_000)
+    workload = small_workload(5)
+    longer = dataclasses.replace(workload, output_len=workload.output_len + 97)
+
+    def first_observations(w: Workload, steps: int = 5) -> list[dict[str, np.ndarray]]:
+        obs, _ = env.reset(options={"workload": w})
+        seen = [obs]
+        for _ in range(steps):  # no request finishes in the first iterations (every output is >= 98 here)
+            obs, *_ = env.step(np.zeros(64, dtype=np.float32))
+            seen.append(obs)
+        assert env.unwrapped.sim.num_done == 0
+        return seen
+
+    for a, b in zip(first_observations(workload), first_observations(longer)):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert env.observation_space["requests"].shape[1] == env.unwrapped.observation_space["requests"].shape[1] + len(
+        EXTRA_FEATURES)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="ranking heuristic"):
+        residual_scheduler(object())
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        residual_scheduler("no_such_heuristic")
+    with pytest.raises(ValueError, match="sequential"):
+        import gymnasium as gym
+
+        ResidualEnv(gym.make("InferMax-Tiny-v0", action_mode="priority"))
+    env = make_residual_env("InferMax-Tiny-v0", "sort_prompt", window=12)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.full(12, np.nan, dtype=np.float32))
