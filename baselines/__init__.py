@@ -3,6 +3,8 @@
 ``sim.run(make_scheduler(name))``; the heuristics are configurations of one batch builder
 (:mod:`baselines.builder`)."""
 
+from infermax_env.schedulers import register_scheduler
+
 from .builder import BatchBuilderScheduler, OracleRequiredError
 from .infermax import InferMaxScheduler
 from .mlfq import MLFQScheduler
@@ -51,6 +53,10 @@ SCHEDULERS: dict[str, type] = {
     "mlfq": MLFQScheduler,
     "random": RandomScheduler,
 }
+
+
+for _name, _factory in SCHEDULERS.items():  # the env resolves reference="vllm" here (it does not import baselines)
+    register_scheduler(_name, _factory)
 
 
 def make_scheduler(name: str, **kwargs):

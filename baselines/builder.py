@@ -288,7 +288,7 @@ class BatchBuilderScheduler:
         target = np.maximum(target, kv + grow)
         if sim.config.block_size == 1:
             return int((target - kv).sum())
-        return int((sim._blocks(target) - sim._blocks(kv)).sum())
+        return int((sim.config.blocks(target) - sim.config.blocks(kv)).sum())
 
     # ---- the two iteration kinds ---------------------------------------------------------------
     def _budget(self, sim: Simulator) -> int:
@@ -322,10 +322,10 @@ class BatchBuilderScheduler:
         if len(candidates) == 1:  # the usual question (is the head admissible?), on Python ints
             r = int(candidates[0])
             target = min(max(int(reserved[0]), int(sim.prompt_len[r]) + int(sim.generated[r])), capacity)
-            return int(sim._blocks(target) <= headroom)
+            return int(sim.config.blocks(target) <= headroom)
         floor = sim.prompt_len[candidates] + sim.generated[candidates]
         target = np.minimum(np.maximum(reserved, floor), capacity)
-        return int(np.count_nonzero(sim._blocks(target).cumsum() <= headroom))
+        return int(np.count_nonzero(sim.config.blocks(target).cumsum() <= headroom))
 
     def _admit(self, sim: Simulator, headroom: int, want_of_residents: np.ndarray | None,
                residents: "Residents") -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +383,7 @@ class BatchBuilderScheduler:
         if sim.config.block_size == 1:
             added = int(tokens.sum())
         else:
-            added = int((sim._blocks(kv + tokens) - sim._blocks(kv)).sum())
+            added = int((sim.config.blocks(kv + tokens) - sim.config.blocks(kv)).sum())
         evict = NO_IDS
         if added > free:
             # Only resident work can overflow: admitted requests fit beside every resident's reservation.
@@ -408,18 +408,18 @@ class BatchBuilderScheduler:
             keep = ~evicted
             tokens = np.zeros(len(ids), dtype=np.int64)
             tokens[keep] = self._fill(need[keep], budget, slots)
-            added = sim._blocks(kv + tokens) - sim._blocks(kv)
+            added = sim.config.blocks(kv + tokens) - sim.config.blocks(kv)
             overflow = int(added.sum()) - free
             if overflow <= 0:
                 break
             order = victim_rank[keep[victim_rank]][:-1]  # candidates, never the last resident
             if not len(order):
                 raise RuntimeError(f"{self.name}: request {int(ids[keep][0])} alone does not fit in the KV cache")
-            gain = np.cumsum(sim._blocks(kv[order]) + added[order])
+            gain = np.cumsum(sim.config.blocks(kv[order]) + added[order])
             count = int(np.searchsorted(gain, overflow, side="left")) + 1
             victims = order[:count]
             evicted[victims] = True
-            free += int(sim._blocks(kv[victims]).sum())
+            free += int(sim.config.blocks(kv[victims]).sum())
         chosen = tokens > 0
         return ids[chosen], tokens[chosen], ids[victim_rank[evicted[victim_rank]]]
 

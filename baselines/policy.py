@@ -27,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from infermax_env.envs import InferMaxEnv
 from infermax_env.simulator import Scheduler
 
 
@@ -38,8 +39,6 @@ class SchedulerPolicy:
     """
 
     def __init__(self, scheduler: Scheduler, env: gym.Env):
-        from infermax_env.envs import InferMaxEnv
-
         base = env.unwrapped
         if not isinstance(base, InferMaxEnv):
             raise TypeError(f"SchedulerPolicy needs an InferMax env, got {type(base).__name__}")

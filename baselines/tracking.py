@@ -3,8 +3,9 @@
 A scheduler sees the simulator only through ``decide(sim)``; to keep learned state (finished requests,
 attained service, a sorted waiting queue) without scanning the whole workload each iteration, it asks a
 :class:`StepTracker` what changed since its previous call. When exactly one iteration ran in between, the
-answer comes from that iteration's logged decision (work proportional to the batch); otherwise (first call,
-a different simulator, several steps) it falls back to one scan of the request arrays and says so.
+answer comes from that iteration's entry in the simulator's :class:`~infermax_env.RunLog` (work proportional
+to the batch); otherwise (first call, a different simulator, several steps) it falls back to one scan of the
+request arrays and says so.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class StepTracker:
         if not exact:
             finished = np.flatnonzero(sim.finished & ~self._seen_finished)
         elif sim.num_iterations == self._iterations + 1:
-            last = sim.log_decisions[-1]
-            ran, evicted, batch_time = last.run_ids, last.evict_ids, sim.log_batch_time[-1]
+            log = sim.log
+            last = log.decisions[-1]
+            ran, evicted, batch_time = last.run_ids, last.evict_ids, log.batch_time[-1]
             finished = ran[sim.finished[ran]]
         else:
             finished = NO_IDS

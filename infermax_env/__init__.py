@@ -9,9 +9,9 @@ from .cost import CostModel, LinearCoefficients, LinearCostModel, RooflineCostMo
 from .deployment import Deployment, EngineConfig
 from .errors import DeploymentError, InferMaxError, InfeasibleDecisionError, WorkloadError
 from .hardware import GPUSpec, get_gpu, list_gpus, register_gpu
-from .metrics import RunMetrics, compute_metrics, objective_value
+from .metrics import OBJECTIVES, Objective, RunMetrics, compute_metrics, objective_value
 from .models import ModelSpec, get_model, list_models, register_model
-from .simulator import Decision, Scheduler, Simulator, StepResult
+from .simulator import Decision, RunLog, Scheduler, Simulator, StepResult
 from .workload import (Empirical, Fixed, LengthDistribution, LogNormal, SyntheticGenerator, TraceWindowGenerator,
                        Uniform, Workload, load_azure_trace)
 
@@ -19,10 +19,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "CostModel", "Decision", "Deployment", "DeploymentError", "Empirical", "EngineConfig", "Fixed",
-    "GPUSpec", "InferMaxError", "InfeasibleDecisionError", "LengthDistribution", "LinearCoefficients",
-    "LinearCostModel", "LogNormal", "ModelSpec", "RooflineCostModel", "RooflineParams", "RunMetrics", "Scheduler", "Simulator", "StepResult",
-    "SyntheticGenerator", "TraceWindowGenerator", "Uniform", "Workload", "WorkloadError", "compute_metrics",
-    "get_gpu", "get_model", "list_gpus", "list_models", "load_azure_trace", "objective_value", "register_gpu",
-    "register_model",
+    "GPUSpec", "InfeasibleDecisionError", "InferMaxError", "LengthDistribution", "LinearCoefficients",
+    "LinearCostModel", "LogNormal", "ModelSpec", "OBJECTIVES", "Objective", "RooflineCostModel", "RooflineParams",
+    "RunLog", "RunMetrics", "Scheduler", "Simulator", "StepResult", "SyntheticGenerator", "TraceWindowGenerator",
+    "Uniform", "Workload", "WorkloadError", "compute_metrics", "get_gpu", "get_model", "list_gpus", "list_models",
+    "load_azure_trace", "objective_value", "register_gpu", "register_model",
 ]
 from . import envs  # noqa: E402,F401  (registers the envs; infermax_env.envs is the only gymnasium import)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import DeploymentError
 from .hardware import GPUSpec, get_gpu
 from .models import ModelSpec, get_model
@@ -93,6 +95,10 @@ class EngineConfig:
     @property
     def num_blocks(self) -> int:
         return self.kv_capacity // self.block_size
+
+    def blocks(self, tokens: np.ndarray | int) -> np.ndarray | int:
+        """KV blocks holding ``tokens`` tokens (elementwise on arrays): ``ceil(tokens / block_size)``."""
+        return tokens if self.block_size == 1 else -(-tokens // self.block_size)
 
     @classmethod
     def for_deployment(cls, deployment: Deployment, **limits: int) -> "EngineConfig":

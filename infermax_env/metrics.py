@@ -6,13 +6,11 @@ import csv
 import json
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
 
 PER_REQUEST_FIELDS = ("request_id", "arrival", "prompt_len", "output_len", "first_scheduled", "first_token",
                       "finish", "ttft", "tpot", "ttlt", "queueing_delay", "preemptions", "recomputed_tokens",
@@ -67,8 +65,9 @@ def _percentile(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else math.nan
 
 
-def compute_metrics(sim: "Simulator", slo_ttft: float | None = None, slo_tpot: float | None = None) -> RunMetrics:
-    """Metrics of ``sim``'s run so far (finished requests count; unfinished ones have NaN times).
+def compute_metrics(sim: Any, slo_ttft: float | None = None, slo_tpot: float | None = None) -> RunMetrics:
+    """Metrics of the run so far of ``sim``, an :class:`~infermax_env.Simulator` (finished requests count;
+    unfinished ones have NaN times).
 
     SLO attainment is the fraction of finished requests meeting both given targets (seconds); it is
     reported only when a target is given.
@@ -90,9 +89,10 @@ def compute_metrics(sim: "Simulator", slo_ttft: float | None = None, slo_tpot: f
     }
     ttft_done, ttlt_done = ttft[done], ttlt[done]
     tpot_done = tpot[done & multi]
-    starts = np.asarray(sim.log_start)
-    times = np.asarray(sim.log_batch_time)
-    kv_util = np.asarray(sim.log_kv_blocks, dtype=float) / sim.config.num_blocks
+    log = sim.log
+    starts = np.asarray(log.start)
+    times = np.asarray(log.batch_time)
+    kv_util = np.asarray(log.kv_blocks, dtype=float) / sim.config.num_blocks
     first_arrival = float(arrival[0]) if sim.num_requests else 0.0
     makespan = (float(np.nanmax(sim.finish_time)) - first_arrival) if done.any() else 0.0
     output_tokens = int(sim.output_len[done].sum())
@@ -122,7 +122,7 @@ def compute_metrics(sim: "Simulator", slo_ttft: float | None = None, slo_tpot: f
         "recomputed_tokens": int(sim.recomputed_tokens.sum()),
         "mean_kv_utilization": float((kv_util * times).sum() / times.sum()) if len(times) else 0.0,
         "peak_kv_utilization": float(kv_util.max()) if len(kv_util) else 0.0,
-        "mean_batch_tokens": float(np.mean(sim.log_tokens)) if sim.log_tokens else 0.0,
+        "mean_batch_tokens": float(np.mean(log.tokens)) if log.tokens else 0.0,
     }
     if slo_ttft is not None or slo_tpot is not None:
         ok = done.copy()
@@ -134,10 +134,38 @@ def compute_metrics(sim: "Simulator", slo_ttft: float | None = None, slo_tpot: f
     return RunMetrics(requests, summary, kv_util, starts)
 
 
-def objective_value(metrics: RunMetrics, objective: str) -> float:
-    """The scalar a scheduler minimises: ``"latency"`` = sum of TTLT, ``"gpu_time"`` = total GPU time."""
-    if objective == "latency":
-        return metrics.summary["sum_ttlt"]
-    if objective == "gpu_time":
-        return metrics.summary["total_gpu_time"]
-    raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
+class Objective(str, Enum):
+    """The scalar a scheduler minimises: ``"latency"`` = sum of TTLT, ``"gpu_time"`` = total GPU time.
+
+    A ``str`` enum: ``Objective.LATENCY == "latency"``, and :meth:`parse` accepts either form.
+    """
+
+    LATENCY = "latency"
+    GPU_TIME = "gpu_time"
+
+    @classmethod
+    def parse(cls, value: "Objective | str") -> "Objective":
+        """The objective named ``value``; a ValueError naming the known ones otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {value!r}") from None
+
+    @property
+    def summary_key(self) -> str:
+        """The :attr:`RunMetrics.summary` key holding this objective's value."""
+        return "sum_ttlt" if self is Objective.LATENCY else "total_gpu_time"
+
+    @property
+    def description(self) -> str:
+        return "sum of TTLT" if self is Objective.LATENCY else "total GPU time"
+
+
+OBJECTIVES: tuple[str, ...] = tuple(objective.value for objective in Objective)
+"""The objective names (e.g. for a command line's choices)."""
+
+
+def objective_value(metrics: RunMetrics | Mapping[str, float], objective: Objective | str) -> float:
+    """The value of ``objective`` in ``metrics`` (a :class:`RunMetrics` or its ``summary``)."""
+    summary = metrics.summary if isinstance(metrics, RunMetrics) else metrics
+    return summary[Objective.parse(objective).summary_key]

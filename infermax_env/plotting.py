@@ -24,17 +24,17 @@ def schedule_figure(sim: "Simulator", max_iterations: int = 400, max_requests: i
     import matplotlib.pyplot as plt
 
     n_iter = min(sim.num_iterations, max_iterations)
-    starts = np.asarray(sim.log_start[:n_iter])
-    durations = np.asarray(sim.log_batch_time[:n_iter])
+    starts = np.asarray(sim.log.start[:n_iter])
+    durations = np.asarray(sim.log.batch_time[:n_iter])
     fig, (ax_sched, ax_mem) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
                                            gridspec_kw={"height_ratios": [3, 1]})
     prefill_bars: dict[int, list[tuple[float, float]]] = {}
     decode_bars: dict[int, list[tuple[float, float]]] = {}
     evictions: list[tuple[float, int]] = []
     for k in range(n_iter):
-        decision = sim.log_decisions[k]
+        decision = sim.log.decisions[k]
         evictions += [(starts[k], r) for r in decision.evict_ids.tolist() if r < max_requests]
-        for r, is_decode in zip(decision.run_ids.tolist(), sim.log_decode[k].tolist()):
+        for r, is_decode in zip(decision.run_ids.tolist(), sim.log.decode[k].tolist()):
             if r < max_requests:
                 (decode_bars if is_decode else prefill_bars).setdefault(r, []).append((starts[k], durations[k]))
     for bars, color in ((prefill_bars, PREFILL_COLOR), (decode_bars, DECODE_COLOR)):
@@ -54,8 +54,8 @@ def schedule_figure(sim: "Simulator", max_iterations: int = 400, max_requests: i
     ax_sched.invert_yaxis()
     ax_sched.legend(loc="upper right", fontsize=8)
     ax_sched.set_title(f"schedule: {n_iter} of {sim.num_iterations} iterations, "
-                       f"total GPU time {sum(sim.log_batch_time):.3f} s")
-    kv = np.asarray(sim.log_kv_blocks[:n_iter]) * sim.config.block_size
+                       f"total GPU time {sum(sim.log.batch_time):.3f} s")
+    kv = np.asarray(sim.log.kv_blocks[:n_iter]) * sim.config.block_size
     if n_iter:
         ax_mem.step(np.append(starts, starts[-1] + durations[-1]), np.append(kv, kv[-1]), where="post")
     ax_mem.axhline(sim.config.kv_capacity, color="k", linestyle="--", linewidth=1, label="M")

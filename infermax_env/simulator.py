@@ -20,30 +20,25 @@ Semantics (the full statement; docs/env.md describes the env built on it):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 from numba import njit
 
+from . import layout
 from .batch import Batch
 from .cost.base import CostModel
 from .deployment import EngineConfig
 from .errors import InfeasibleDecisionError, WorkloadError
+from .layout import COUNT_ROWS, FLAG_ROWS, TIME_ROWS, ceil_blocks
+from .metrics import RunMetrics, compute_metrics
 from .workload import Workload
 
-if TYPE_CHECKING:
-    from .metrics import RunMetrics
-
 _NO_IDS = np.zeros(0, dtype=np.int64)  # left writable (it has no element to write): kernels take it like any array
-
-# Per-request state is packed in three arrays (one argument each for the kernels); these name their rows.
-COUNT_ROWS = ("kv", "generated", "prompt_len", "output_len", "recomputed_tokens", "num_preemptions", "kv_at_finish")
-TIME_ROWS = ("arrival", "first_scheduled_time", "first_token_time", "finish_time")
-FLAG_ROWS = ("finished", "rejected", "closed")
-(_ROW_KV, _ROW_GENERATED, _ROW_PROMPT_LEN, _ROW_OUTPUT_LEN, _ROW_RECOMPUTED, _ROW_PREEMPTIONS,
- _ROW_KV_AT_FINISH) = range(len(COUNT_ROWS))
-_ROW_ARRIVAL, _ROW_FIRST_SCHEDULED, _ROW_FIRST_TOKEN, _ROW_FINISH = range(len(TIME_ROWS))
-_ROW_FINISHED, _ROW_REJECTED, _ROW_CLOSED = range(len(FLAG_ROWS))
+_ROWS = (("counts", COUNT_ROWS), ("times", TIME_ROWS), ("flags", FLAG_ROWS))
+_ROW_VIEWS = tuple("_" + name for _, rows in _ROWS for name in rows)  # where each Simulator keeps its row views
 
 
 class Decision:
@@ -94,24 +89,25 @@ def _int_array(values, name: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
+@dataclass(slots=True)
 class StepResult:
     """What one :meth:`Simulator.step` did.
 
-    ``latency_area`` is the integral over the elapsed time of the number of requests in the system (arrived,
-    unfinished); summed over a run it equals the sum of TTLT. ``elapsed = batch_time + idle_time``.
-    ``emitted`` and ``finished`` are the ids that emitted a token / finished in this step.
+    ``decision`` is the decision applied and ``batch`` what it computed. ``latency_area`` is the integral over
+    the elapsed time of the number of requests in the system (arrived, unfinished); summed over a run it equals
+    the sum of TTLT. ``elapsed = batch_time + idle_time``. ``emitted`` and ``finished`` are the ids that emitted
+    a token / finished in this step. ``breakdown`` is the cost model's seconds per component of the batch when
+    the simulator was built with ``breakdown=True`` (the batch is priced once either way), else None.
     """
 
-    __slots__ = ("batch", "batch_time", "idle_time", "latency_area", "emitted", "finished")
-
-    def __init__(self, batch: Batch, batch_time: float, idle_time: float, latency_area: float,
-                 emitted: np.ndarray, finished: np.ndarray):
-        self.batch = batch
-        self.batch_time = batch_time
-        self.idle_time = idle_time
-        self.latency_area = latency_area
-        self.emitted = emitted
-        self.finished = finished
+    decision: Decision
+    batch: Batch
+    batch_time: float
+    idle_time: float
+    latency_area: float
+    emitted: np.ndarray
+    finished: np.ndarray
+    breakdown: dict[str, float] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -119,7 +115,11 @@ class StepResult:
 
 
 class Scheduler(Protocol):
-    """A policy that drives the simulator directly."""
+    """A policy that drives the simulator directly.
+
+    A scheduler may also define ``on_step(result: StepResult)``: :meth:`Simulator.run` then calls it after
+    every step with what the step did.
+    """
 
     def reset(self, sim: "Simulator") -> None:
         """Called once before the first decision of a run."""
@@ -128,20 +128,53 @@ class Scheduler(Protocol):
         """The decision for the next iteration, from the simulator's current state."""
 
 
+class RunLog:
+    """What each launched iteration did, one entry per iteration in every list: ``start`` time, ``batch_time``,
+    ``kv_blocks`` (peak KV blocks in use), ``tokens`` computed, the ``decisions`` and ``decode`` (which runs of
+    the decision were decodes). Idle steps are not logged."""
+
+    __slots__ = ("start", "batch_time", "kv_blocks", "tokens", "decisions", "decode")
+
+    def __init__(self) -> None:
+        self.start: list[float] = []
+        self.batch_time: list[float] = []
+        self.kv_blocks: list[int] = []
+        self.tokens: list[int] = []
+        self.decisions: list[Decision] = []
+        self.decode: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def copy(self) -> "RunLog":
+        """A log whose lists are copies (entries are shared: they are not modified once logged)."""
+        other = RunLog()
+        for name in self.__slots__:
+            setattr(other, name, list(getattr(self, name)))
+        return other
+
+
+def _row(name: str, packed: str) -> property:
+    """A read-only attribute naming row ``name`` of the packed array ``packed`` of a :class:`Simulator`."""
+    def refuse(sim: "Simulator", value: Any) -> None:
+        raise AttributeError(f"Simulator.{name} is a row of Simulator.{packed}, which the step reads; write it in "
+                             f"place (sim.{name}[r] = ... or sim.{name}[:] = ...) instead of rebinding it")
+    return property(attrgetter("_" + name), refuse, doc=f"Row ``{name}`` of :attr:`Simulator.{packed}` (a view).")
+
+
 class Simulator:
     """Simulates serving ``workload`` under ``config`` with batch times from ``cost_model``.
 
     Per-request state is exposed as arrays indexed by request position: ``kv``, ``generated``,
     ``prompt_len``, ``output_len``, ``arrival``, ``first_token_time``, ``finish_time``, ``num_preemptions``,
-    ``recomputed_tokens`` and the rest of :data:`COUNT_ROWS`, :data:`TIME_ROWS` and :data:`FLAG_ROWS`: they are
+    ``recomputed_tokens`` and the rest of :data:`~infermax_env.layout.COUNT_ROWS`,
+    :data:`~infermax_env.layout.TIME_ROWS` and :data:`~infermax_env.layout.FLAG_ROWS`: they are read-only views of
     the rows of the packed arrays ``counts`` (int64), ``times`` (float64, seconds) and ``flags`` (bool), so write
-    them in place (``sim.kv[r] = ...``); rebinding a name does not change the state the step reads.
+    them in place (``sim.kv[r] = ...``); rebinding one raises AttributeError. ``copy.deepcopy``, ``pickle`` and
+    :meth:`clone` give independent simulators whose rows view their own packed arrays.
     ``waiting`` and ``resident`` are sets of request ids (arrived unfinished requests without and with KV;
     evicted requests return to ``waiting``, see ``evicted_waiting``); they carry no order: request ids are in
-    arrival order, so :meth:`waiting_by_arrival` sorts them.
-
-    The run log holds, per iteration, ``log_start``, ``log_batch_time``, ``log_kv_blocks`` (peak blocks in
-    the iteration), ``log_tokens``, ``log_decisions`` and ``log_decode`` (which runs were decodes).
+    arrival order, so :meth:`waiting_by_arrival` sorts them. ``log`` is the :class:`RunLog` of the iterations.
 
     Args:
         oracle: whether schedulers may read ``output_len`` of unfinished requests. Oracle schedulers (sort by
@@ -149,16 +182,33 @@ class Simulator:
             itself always uses the true lengths to know when a request finishes.
         oversized: what to do with a request whose full KV (I + O - 1 tokens, in blocks) exceeds M:
             ``"error"`` (default) raises :class:`WorkloadError`; ``"reject"`` records it as rejected.
+        breakdown: whether each :class:`StepResult` carries the cost model's breakdown of its batch.
     """
 
+    kv = _row("kv", "counts")
+    generated = _row("generated", "counts")
+    prompt_len = _row("prompt_len", "counts")
+    output_len = _row("output_len", "counts")
+    recomputed_tokens = _row("recomputed_tokens", "counts")
+    num_preemptions = _row("num_preemptions", "counts")
+    kv_at_finish = _row("kv_at_finish", "counts")
+    arrival = _row("arrival", "times")
+    first_scheduled_time = _row("first_scheduled_time", "times")
+    first_token_time = _row("first_token_time", "times")
+    finish_time = _row("finish_time", "times")
+    finished = _row("finished", "flags")
+    rejected = _row("rejected", "flags")
+    closed = _row("closed", "flags")
+
     def __init__(self, workload: Workload, cost_model: CostModel, config: EngineConfig = EngineConfig(), *,
-                 oracle: bool = True, oversized: str = "error"):
+                 oracle: bool = True, oversized: str = "error", breakdown: bool = False):
         if oversized not in ("error", "reject"):
             raise ValueError(f"oversized must be 'error' or 'reject', got {oversized!r}")
         self.cost_model = cost_model
         self.config = config
         self.oversized = oversized
         self.oracle = oracle
+        self.breakdown = breakdown
         self.reset(workload)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -170,13 +220,13 @@ class Simulator:
         n = len(w)
         self.num_requests = n
         self.counts = np.zeros((len(COUNT_ROWS), n), dtype=np.int64)
-        self.counts[_ROW_PROMPT_LEN] = w.prompt_len
-        self.counts[_ROW_OUTPUT_LEN] = w.output_len
+        self.counts[layout.PROMPT_LEN] = w.prompt_len
+        self.counts[layout.OUTPUT_LEN] = w.output_len
         self.times = np.full((len(TIME_ROWS), n), np.nan)
-        self.times[_ROW_ARRIVAL] = w.arrival
+        self.times[layout.ARRIVAL] = w.arrival
         self.flags = np.zeros((len(FLAG_ROWS), n), dtype=bool)
         self._bind_rows()
-        full_blocks = self._blocks(w.prompt_len + w.output_len - 1)
+        full_blocks = self.config.blocks(w.prompt_len + w.output_len - 1)
         oversized = np.flatnonzero(full_blocks > self.config.num_blocks)
         if oversized.size:
             i = int(oversized[0])
@@ -186,8 +236,8 @@ class Simulator:
                     f"{int(w.output_len[i])} - 1 = {int(w.prompt_len[i] + w.output_len[i] - 1)} KV tokens, more than "
                     f"the KV capacity M = {self.config.kv_capacity} ({len(oversized)} such requests); raise M or "
                     f"pass oversized='reject'")
-            self.rejected[oversized] = True
-            self.closed[oversized] = True
+            self._rejected[oversized] = True
+            self._closed[oversized] = True
         self.waiting: set[int] = set()
         self.resident: set[int] = set()
         self.clock = 0.0
@@ -196,36 +246,42 @@ class Simulator:
         self.total_batch_time = 0.0
         self.total_idle_time = 0.0
         self.total_latency_area = 0.0
-        self.num_done = int(self.rejected.sum())
+        self.num_done = int(self._rejected.sum())
         self._next_arrival = 0
-        self.log_start: list[float] = []
-        self.log_batch_time: list[float] = []
-        self.log_kv_blocks: list[int] = []
-        self.log_tokens: list[int] = []
-        self.log_decisions: list[Decision] = []
-        self.log_decode: list[np.ndarray] = []
+        self.log = RunLog()
         if n:
-            self.clock = float(self.arrival[0])
+            self.clock = float(self._arrival[0])
         self._admit_arrivals(self.clock)
         self._skip_idle()
 
     def _bind_rows(self) -> None:
-        """Name the rows of the packed per-request arrays (``kv`` is ``counts[0]``, and so on)."""
-        for packed, rows in ((self.counts, COUNT_ROWS), (self.times, TIME_ROWS), (self.flags, FLAG_ROWS)):
+        """Point the row views at the packed arrays (``kv`` is ``counts[layout.KV]``, and so on)."""
+        for packed, rows in _ROWS:
+            array = getattr(self, packed)
             for i, name in enumerate(rows):
-                setattr(self, name, packed[i])
+                setattr(self, "_" + name, array[i])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without the row views (a copy would make them arrays of their own)."""
+        state = self.__dict__.copy()
+        for view in _ROW_VIEWS:
+            del state[view]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_rows()
 
     def clone(self) -> "Simulator":
-        """An independent copy of the current state (for look-ahead and exhaustive search)."""
+        """An independent copy of the current state (for look-ahead and exhaustive search); unlike
+        ``copy.deepcopy`` it shares the workload, the cost model and the logged entries, which are not modified."""
         other = object.__new__(Simulator)
-        other.__dict__.update(self.__dict__)
-        for name in ("counts", "times", "flags"):
+        other.__dict__.update(self.__getstate__())
+        for name, _ in _ROWS:
             setattr(other, name, getattr(self, name).copy())
         other._bind_rows()
-        for name in ("waiting", "resident"):
-            setattr(other, name, set(getattr(self, name)))
-        for name in ("log_start", "log_batch_time", "log_kv_blocks", "log_tokens", "log_decisions", "log_decode"):
-            setattr(other, name, list(getattr(self, name)))
+        other.waiting, other.resident = set(self.waiting), set(self.resident)
+        other.log = self.log.copy()
         return other
 
     # ---- queries -------------------------------------------------------------------------------
@@ -242,9 +298,10 @@ class Simulator:
     def next_arrival_time(self) -> float:
         """Arrival time of the next request not yet visible (inf if none)."""
         i = self._next_arrival
-        while i < self.num_requests and self.rejected[i]:
+        rejected = self._rejected
+        while i < self.num_requests and rejected[i]:
             i += 1
-        return float(self.arrival[i]) if i < self.num_requests else float("inf")
+        return float(self._arrival[i]) if i < self.num_requests else float("inf")
 
     @property
     def kv_tokens_free(self) -> int:
@@ -276,10 +333,6 @@ class Simulator:
         """Resident request ids, in no particular order."""
         return np.fromiter(self.resident, dtype=np.int64, count=len(self.resident))
 
-    def _blocks(self, tokens: np.ndarray | int) -> np.ndarray | int:
-        block = self.config.block_size
-        return tokens if block == 1 else -(-tokens // block)
-
     # ---- the step ------------------------------------------------------------------------------
     def step(self, decision: Decision) -> StepResult:
         """Check ``decision`` against every constraint, apply it, and advance the clock.
@@ -293,15 +346,18 @@ class Simulator:
         decode = np.empty(len(ids), dtype=np.bool_)
         parts = np.empty((3, len(ids)), dtype=np.int64)
         error, value, total_tokens, blocks_after, num_decodes, prefill_samples = _check_and_split(
-            ids, tokens, evict, self.counts, self.closed, self._next_arrival, cfg.max_batch_size, cfg.token_budget,
+            ids, tokens, evict, self.counts, self._closed, self._next_arrival, cfg.max_batch_size, cfg.token_budget,
             cfg.block_size, cfg.num_blocks, self.kv_blocks_used, decode, parts)
         if error:
             self._raise_infeasible(error, value, decision, blocks_after)
         if len(ids) == 0:
-            return self._idle(evict, blocks_after)
+            return self._idle(decision, blocks_after)
         num_prefills = len(ids) - num_decodes
         batch = Batch(parts[0, :num_prefills], parts[1, :num_prefills], parts[2, :num_decodes], prefill_samples)
-        batch_time = self.cost_model.batch_time(batch)
+        if self.breakdown:
+            batch_time, breakdown = self.cost_model.price(batch)
+        else:
+            batch_time, breakdown = self.cost_model.batch_time(batch), None
         if not batch_time > 0:
             raise InfeasibleDecisionError(f"cost model returned a non-positive batch time {batch_time!r} for {batch}")
 
@@ -312,17 +368,18 @@ class Simulator:
         self.kv_blocks_used = blocks_after - finished_blocks
         self.num_iterations += 1
         self.total_batch_time += batch_time
-        self.log_start.append(start)
-        self.log_batch_time.append(batch_time)
-        self.log_kv_blocks.append(blocks_after)
-        self.log_tokens.append(total_tokens)
-        self.log_decisions.append(decision)
-        self.log_decode.append(decode)
+        log = self.log
+        log.start.append(start)
+        log.batch_time.append(batch_time)
+        log.kv_blocks.append(blocks_after)
+        log.tokens.append(total_tokens)
+        log.decisions.append(decision)
+        log.decode.append(decode)
         self.clock = end
         area += self._admit_arrivals(end)
         area += self._skip_idle()
         self.total_latency_area += area
-        return StepResult(batch, batch_time, 0.0, area, emitted, finished)
+        return StepResult(decision, batch, batch_time, 0.0, area, emitted, finished, breakdown)
 
     def _apply(self, ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, start: float,
                end: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -365,7 +422,7 @@ class Simulator:
         elif error == _DUPLICATE_RUN:
             message = f"run_ids has duplicates: {ids.tolist()}"
         elif error == _RUN_CLOSED:
-            message = f"cannot run request {value}: it is {'rejected' if self.rejected[value] else 'finished'}"
+            message = f"cannot run request {value}: it is {'rejected' if self._rejected[value] else 'finished'}"
         elif error == _EVICTED_AND_RUN:
             message = f"request {value} is both evicted and run in the same iteration"
         elif error == _TOKEN_RANGE:
@@ -378,15 +435,15 @@ class Simulator:
                        f"{(blocks_after - cfg.num_blocks) * cfg.block_size} tokens")
         raise InfeasibleDecisionError(message)
 
-    def _idle(self, evict: np.ndarray, blocks_after: int) -> StepResult:
-        """An empty batch after the checked evictions ``evict`` (``blocks_after`` KV blocks left in use): wait
+    def _idle(self, decision: Decision, blocks_after: int) -> StepResult:
+        """An empty batch after the decision's checked evictions (``blocks_after`` KV blocks left in use): wait
         for the next arrival."""
         target = self.next_arrival_time
         if target == float("inf"):
             raise InfeasibleDecisionError(
                 f"empty decision with {len(self.waiting) + len(self.resident)} unfinished requests and no future "
                 f"arrivals: the simulation would never progress")
-        self._apply(_NO_IDS, _NO_IDS, evict, self.clock, self.clock)
+        self._apply(_NO_IDS, _NO_IDS, decision.evict_ids, self.clock, self.clock)
         self.kv_blocks_used = blocks_after
         idle = target - self.clock
         area = (len(self.waiting) + len(self.resident)) * idle
@@ -394,14 +451,14 @@ class Simulator:
         area += self._admit_arrivals(target)
         self.total_idle_time += idle
         self.total_latency_area += area
-        return StepResult(Batch(), 0.0, idle, area, _NO_IDS, _NO_IDS)
+        return StepResult(decision, Batch(), 0.0, idle, area, _NO_IDS, _NO_IDS, {} if self.breakdown else None)
 
     def _admit_arrivals(self, now: float) -> float:
         """Make requests arriving by ``now`` visible; returns their time in the system before ``now``."""
         area = 0.0
         i = self._next_arrival
         n = self.num_requests
-        arrival, rejected = self.arrival, self.rejected
+        arrival, rejected = self._arrival, self._rejected
         while i < n and arrival[i] <= now:
             if not rejected[i]:
                 self.waiting.add(i)
@@ -420,17 +477,17 @@ class Simulator:
         return self._admit_arrivals(target)
 
     # ---- driving -------------------------------------------------------------------------------
-    def run(self, scheduler: Scheduler, max_iterations: int | None = None, progress: bool = False) -> "RunMetrics":
+    def run(self, scheduler: Scheduler, max_iterations: int | None = None, progress: bool = False) -> RunMetrics:
         """Drive the simulator with ``scheduler`` until every request is done; returns the metrics.
 
         ``max_iterations`` (default: 50 x the total tokens of the workload + 1000) bounds the run so a
-        scheduler that stops making progress raises instead of hanging.
+        scheduler that stops making progress raises instead of hanging. A scheduler's ``on_step`` method, if it
+        has one, gets each step's :class:`StepResult`.
         """
-        from .metrics import compute_metrics
-
         if max_iterations is None:
             max_iterations = 50 * int(self.prompt_len.sum() + self.output_len.sum()) + 1000
         scheduler.reset(self)
+        on_step: Callable[[StepResult], Any] | None = getattr(scheduler, "on_step", None)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -442,7 +499,9 @@ class Simulator:
                     raise RuntimeError(f"{type(scheduler).__name__} did not finish within {max_iterations} iterations "
                                        f"({self.num_done}/{self.num_requests} requests done)")
                 before = self.num_done
-                self.step(scheduler.decide(self))
+                result = self.step(scheduler.decide(self))
+                if on_step is not None:
+                    on_step(result)
                 if bar is not None and self.num_done != before:
                     bar.update(self.num_done - before)
         finally:
@@ -456,12 +515,6 @@ class Simulator:
 # them).
 _DUPLICATE_EVICTION, _NOT_RESIDENT, _BATCH_SIZE, _TOKEN_BUDGET, _NOT_ARRIVED, _DUPLICATE_RUN, _RUN_CLOSED, \
     _EVICTED_AND_RUN, _TOKEN_RANGE, _KV_CAPACITY = range(1, 11)
-
-
-@njit(cache=True)
-def _ceil_blocks(tokens: int, block_size: int) -> int:
-    """KV blocks holding ``tokens`` tokens."""
-    return -(-tokens // block_size)
 
 
 @njit(cache=True)
@@ -490,14 +543,14 @@ def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, coun
     Returns (error, value, total tokens, KV blocks in use after the iteration): ``error`` is 0 when feasible,
     else the code of the first violated constraint and ``value`` the offending request id, position in
     ``ids`` or token total. Resident requests are exactly those holding KV (``kv > 0``)."""
-    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
+    kv, generated, prompt_len = counts[layout.KV], counts[layout.GENERATED], counts[layout.PROMPT_LEN]
     if _has_duplicates(evict):
         return _DUPLICATE_EVICTION, 0, 0, 0
     freed_blocks = 0
     for r in evict:
         if not 0 <= r < num_arrived or kv[r] == 0:
             return _NOT_RESIDENT, r, 0, 0
-        freed_blocks += _ceil_blocks(kv[r], block_size)
+        freed_blocks += ceil_blocks(kv[r], block_size)
     if len(ids) == 0:
         return 0, 0, 0, kv_blocks_used - freed_blocks
     if len(ids) > max_batch_size:
@@ -528,7 +581,7 @@ def _check_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, coun
         kv_before = kv[r]
         if not 1 <= tokens[j] <= prompt_len[r] + generated[r] - kv_before:
             return _TOKEN_RANGE, j, 0, 0
-        added_blocks += _ceil_blocks(kv_before + tokens[j], block_size) - _ceil_blocks(kv_before, block_size)
+        added_blocks += ceil_blocks(kv_before + tokens[j], block_size) - ceil_blocks(kv_before, block_size)
     blocks_after = kv_blocks_used - freed_blocks + added_blocks
     if blocks_after > num_blocks:
         return _KV_CAPACITY, 0, total, blocks_after
@@ -560,7 +613,7 @@ def _split_batch(ids: np.ndarray, tokens: np.ndarray, counts: np.ndarray, decode
 
     Kernels write into arrays the caller allocates because returning an array from a kernel costs more than the
     rest of this function."""
-    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
+    kv, generated, prompt_len = counts[layout.KV], counts[layout.GENERATED], counts[layout.PROMPT_LEN]
     num_decodes = prefill_samples = p = 0
     for j in range(len(ids)):
         r = ids[j]
@@ -586,11 +639,11 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, coun
     Rows of ``changed`` (3, runs) get the ids that emitted a token, that finished and that were admitted to the
     cache, in run order from column 0; returns (emitted, finished, admitted, KV blocks the finished requests
     held)."""
-    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
-    output_len, recomputed_tokens = counts[_ROW_OUTPUT_LEN], counts[_ROW_RECOMPUTED]
-    num_preemptions, kv_at_finish = counts[_ROW_PREEMPTIONS], counts[_ROW_KV_AT_FINISH]
-    first_scheduled_time, first_token_time = times[_ROW_FIRST_SCHEDULED], times[_ROW_FIRST_TOKEN]
-    finish_time, finished, closed = times[_ROW_FINISH], flags[_ROW_FINISHED], flags[_ROW_CLOSED]
+    kv, generated, prompt_len = counts[layout.KV], counts[layout.GENERATED], counts[layout.PROMPT_LEN]
+    output_len, recomputed_tokens = counts[layout.OUTPUT_LEN], counts[layout.RECOMPUTED_TOKENS]
+    num_preemptions, kv_at_finish = counts[layout.NUM_PREEMPTIONS], counts[layout.KV_AT_FINISH]
+    first_scheduled_time, first_token_time = times[layout.FIRST_SCHEDULED_TIME], times[layout.FIRST_TOKEN_TIME]
+    finish_time, finished, closed = times[layout.FINISH_TIME], flags[layout.FINISHED], flags[layout.CLOSED]
     for r in evict:
         recomputed_tokens[r] += kv[r]
         num_preemptions[r] += 1
@@ -615,7 +668,7 @@ def _apply_decision(ids: np.ndarray, tokens: np.ndarray, evict: np.ndarray, coun
         if generated[r] == output_len[r]:
             changed[1, num_done] = r
             num_done += 1
-            finished_blocks += _ceil_blocks(kv[r], block_size)
+            finished_blocks += ceil_blocks(kv[r], block_size)
             kv_at_finish[r] = kv[r]
             kv[r] = 0
             finish_time[r] = end

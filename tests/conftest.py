@@ -32,7 +32,7 @@ def random_feasible_decision(sim, rng: np.random.Generator, evict_prob: float = 
 
 def _random_runs(sim, rng: np.random.Generator, evict: np.ndarray) -> tuple[list[int], list[int]]:
     cfg = sim.config
-    free = cfg.num_blocks - sim.kv_blocks_used + int(sim._blocks(sim.kv[evict]).sum())
+    free = cfg.num_blocks - sim.kv_blocks_used + int(sim.config.blocks(sim.kv[evict]).sum())
     evicted = set(evict.tolist())
     candidates = [r for r in list(sim.resident) + list(sim.waiting) if r not in evicted]
     rng.shuffle(candidates)
@@ -42,7 +42,7 @@ def _random_runs(sim, rng: np.random.Generator, evict: np.ndarray) -> tuple[list
         if len(ids) == cfg.max_batch_size or budget == 0:
             break
         t = int(rng.integers(1, min(int(sim.need(r)), budget) + 1))
-        extra = int(sim._blocks(sim.kv[r] + t) - sim._blocks(sim.kv[r]))
+        extra = int(sim.config.blocks(sim.kv[r] + t) - sim.config.blocks(sim.kv[r]))
         if extra > free:
             continue
         ids.append(r)

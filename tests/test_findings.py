@@ -26,7 +26,7 @@ def assert_served_without_eviction(sim: Simulator) -> None:
     assert sim.done and sim.finished.all()
     np.testing.assert_array_equal(sim.generated, sim.output_len)
     assert int(sim.num_preemptions.sum()) == 0 and int(sim.recomputed_tokens.sum()) == 0
-    assert max(sim.log_kv_blocks) <= sim.config.num_blocks
+    assert max(sim.log.kv_blocks) <= sim.config.num_blocks
 
 
 # ---- fixed max-length reservations ------------------------------------------------------------------
@@ -47,7 +47,7 @@ def test_capped_reservation_limits_concurrency(name):
     one = run(name, workload, max_tokens=2048)
     assert_served_without_eviction(two)
     assert_served_without_eviction(one)
-    assert max(two.log_kv_blocks) > 21 and max(one.log_kv_blocks) <= 21
+    assert max(two.log.kv_blocks) > 21 and max(one.log.kv_blocks) <= 21
     assert one.total_batch_time > two.total_batch_time
 
 
@@ -77,7 +77,7 @@ def test_sarathi_512_preset():
     workload = OfflineBatch.uniform(1500, 4, 3)(np.random.default_rng(0))
     sim = Simulator(workload, COST, EngineConfig(kv_capacity=10_000, token_budget=16_384))
     sim.run(scheduler)
-    assert max(sim.log_tokens) <= 512 and sim.finished.all()
+    assert max(sim.log.tokens) <= 512 and sim.finished.all()
 
 
 # ---- offline batches and trace preprocessing ---------------------------------------------------------
@@ -139,3 +139,39 @@ def test_preemption_pays_for_long_outputs_and_hurts_for_short_ones():
     assert gpu_change(128, 512, 128, 4096, "vllm_noe") < -0.15
     assert gpu_change(32, 32, 512, 4096, "vllm_noe") > 0.15
     assert gpu_change(128, 512, 128, 4096, "vllm_cap", max_tokens=1024) < gpu_change(128, 512, 128, 4096, "vllm_noe")
+
+
+# ---- the findings benchmark's bookkeeping ------------------------------------------------------------
+def load_benchmark():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "paper_findings.py"
+    spec = importlib.util.spec_from_file_location("paper_findings", path)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_findings_runs_resume_and_report(tmp_path):
+    """One phase-diagram cell run through the checkpoint, resumed without rerunning, and reported."""
+    import argparse
+
+    findings = load_benchmark()
+    cases = findings.preemption_cases(32, 32, 4096, "phase")
+    checkpoint = findings.Checkpoint(tmp_path / "phase.json")
+    findings.run_cases(cases, checkpoint, jobs=1, desc="test")
+    stored = findings.Checkpoint(tmp_path / "phase.json").rows
+    assert set(stored) == {case.key for case in cases} and stored["phase|I32|O32|M4096|vllm"]["evictions"] > 0
+    checkpoint.rows["phase|I32|O32|M4096|vllm"]["total_gpu_time"] = 1e9  # a resumed run keeps stored rows
+    findings.run_cases(cases, checkpoint, jobs=1, desc="test")
+    assert checkpoint.rows["phase|I32|O32|M4096|vllm"]["total_gpu_time"] == 1e9
+    checkpoint.rows = stored
+    checkpoint.save()
+    exact = findings.change(stored, "phase|I32|O32|M4096", "vllm_noe")
+    assert exact > 0.15  # short requests: recomputation costs more than the exact reservation wastes
+    args = argparse.Namespace(out=tmp_path, docs=tmp_path / "docs", grid="small", window=None)
+    findings.report(args)
+    text = (tmp_path / "docs" / "findings.md").read_text()
+    assert f"| I=32 | {exact:+.1%} / " in text and (tmp_path / "docs" / "findings_phase.png").exists()

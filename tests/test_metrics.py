@@ -24,7 +24,7 @@ def test_metrics_definitions_and_slo():
     assert np.allclose(r["tpot"][multi], (r["finish"] - r["first_token"])[multi] / (r["output_len"][multi] - 1))
     assert math.isclose(m["mean_ttlt"], r["ttlt"].mean()) and m["sum_ttlt"] == objective_value(m, "latency")
     assert m["total_gpu_time"] == objective_value(m, "gpu_time")
-    assert math.isclose(m["total_gpu_time"], sum(sim.log_batch_time), rel_tol=1e-12)
+    assert math.isclose(m["total_gpu_time"], sum(sim.log.batch_time), rel_tol=1e-12)
     assert 0 < m["mean_kv_utilization"] <= m["peak_kv_utilization"] <= 1
     strict = compute_metrics(sim, slo_ttft=0.0)["slo_attainment"]
     loose = compute_metrics(sim, slo_ttft=1e9, slo_tpot=1e9)["slo_attainment"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import time
 
@@ -18,51 +17,9 @@ from baselines.optimal import (ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ModelBu
 from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator, Workload,
                           WorkloadError, objective_value)
 from infermax_env.instances import TINY_ENGINE, tiny_setting
+from optimal_oracle import exhaustive_optimum
 
 COST = LinearCostModel()
-
-
-def exhaustive_optimum(workload: Workload, engine: EngineConfig, objective: str) -> float:
-    """The best objective over every feasible decision sequence: Dijkstra over simulator states (KV held and tokens
-    emitted per request; with offline arrivals an iteration's cost depends only on the state and the decision),
-    each transition checked by ``Simulator.step`` on a clone. Evictions make the state graph cyclic, hence
-    Dijkstra rather than memoised recursion; every step costs a positive amount."""
-    start = Simulator(workload, COST, engine)
-    counter = itertools.count()
-    frontier = [(0.0, next(counter), start)]
-    settled: set[tuple] = set()
-    while frontier:
-        cost, _, sim = heapq.heappop(frontier)
-        if sim.done:
-            return cost
-        key = (tuple(sim.kv.tolist()), tuple(sim.generated.tolist()))
-        if key in settled:
-            continue
-        settled.add(key)
-        for decision in _all_decisions(sim):
-            child = sim.clone()
-            try:
-                step = child.step(decision)
-            except InfeasibleDecisionError:
-                continue
-            step_cost = step.batch_time if objective == "gpu_time" else step.latency_area
-            heapq.heappush(frontier, (cost + step_cost, next(counter), child))
-    raise AssertionError("no feasible schedule")
-
-
-def _all_decisions(sim: Simulator):
-    """Every non-empty decision: per unfinished request, idle, evict (if resident) or run 1..need tokens."""
-    options = []
-    for r in range(sim.num_requests):
-        if sim.finished[r]:
-            continue
-        choices = [None] + (["evict"] if sim.kv[r] > 0 else [])
-        choices += list(range(1, min(int(sim.need(r)), sim.config.token_budget) + 1))
-        options.append([(r, choice) for choice in choices])
-    for combo in itertools.product(*options):
-        run = {r: c for r, c in combo if isinstance(c, int)}
-        if run and sum(run.values()) <= sim.config.token_budget:
-            yield Decision.from_dict(run, [r for r, c in combo if c == "evict"])
 
 
 TINY_CASES = [
@@ -232,7 +189,7 @@ def test_gpu_time_iteration_bound_holds_for_every_heuristic_schedule(seed):
     for name, scheduler_class in SCHEDULERS.items():
         sim = Simulator(workload, COST, TINY_ENGINE)
         sim.run(scheduler_class())
-        decisions = list(sim.log_decisions)
+        decisions = list(sim.log.decisions)
         value = sum(cost.batch_time(step.batch) for _, step in _replay_steps(workload, COST, TINY_ENGINE, decisions))
         assert len(decisions) <= iteration_bound(_instance(workload), cost, "gpu_time", value), name
 
@@ -243,7 +200,7 @@ def test_heuristics_complete_a_schedule_prefix():
     workload = tiny_setting(8).sample(0)
     sim = Simulator(workload, COST, TINY_ENGINE)
     sim.run(SCHEDULERS["sarathi"]())
-    prefix = list(sim.log_decisions)[:4]
+    prefix = list(sim.log.decisions)[:4]
     name, decisions, value = best_heuristic_schedule(workload, COST, TINY_ENGINE, "latency", prefix=prefix)
     assert name in SCHEDULERS
     assert decisions[:4] == prefix
@@ -268,7 +225,7 @@ def test_every_heuristic_schedule_satisfies_the_model_and_its_cuts(objective, nu
     for name in ("vllm", "sarathi", "sort_prompt", "srpt", "mlfq"):
         sim = Simulator(workload, setting.cost_model, engine)
         sim.run(SCHEDULERS[name]())
-        schedules[name] = list(sim.log_decisions)
+        schedules[name] = list(sim.log.decisions)
     for name, decisions in schedules.items():
         value = sum((1 if objective == "gpu_time" else unfinished) * cost.batch_time(step.batch)
                     for unfinished, step in _replay_steps(workload, setting.cost_model, engine, decisions))

@@ -80,17 +80,17 @@ def test_predictor_reads_output_lengths_of_finished_requests_only():
     scheduler = make_scheduler("sagesched")
     scheduler.reset(sim)
     predictor = OutputLengthPredictor()
-    true_lengths = sim.output_len
+    true_lengths = sim.output_len.copy()
     observed = 0
     while not sim.done:
-        sim.output_len = np.where(sim.finished, true_lengths, -1)
+        sim.output_len[:] = np.where(sim.finished, true_lengths, -1)
         try:
             observed += predictor.observe_finished(sim)
             ids = sim.resident_ids()
             predicted = predictor.predict(sim, ids)
             decision = scheduler.decide(sim)
         finally:
-            sim.output_len = true_lengths
+            sim.output_len[:] = true_lengths
         assert (predicted > sim.generated[ids]).all()
         sim.step(decision)
     observed += predictor.observe_finished(sim)

@@ -32,7 +32,7 @@ def run_random(workload, config, seed, evict_prob=0.1):
         assert steps < 20_000, "random run did not finish"
         clock_ok &= sim.clock >= before
         budget_ok &= int(result.batch.num_tokens) <= config.token_budget
-        peak_ok &= sim.log_kv_blocks[-1] <= config.num_blocks if sim.log_kv_blocks else True
+        peak_ok &= sim.log.kv_blocks[-1] <= config.num_blocks if sim.log.kv_blocks else True
     return sim, peak_ok, clock_ok, budget_ok
 
 
@@ -56,14 +56,14 @@ def test_invariants_under_random_valid_decisions(spec, seed, block_size):
     assert sim.kv_blocks_used == 0 and not sim.resident and not sim.waiting
     metrics = compute_metrics(sim)
     # Metrics agree with the batch log and with the per-step latency integral.
-    assert math.isclose(metrics["total_gpu_time"], sum(sim.log_batch_time), rel_tol=1e-12)
+    assert math.isclose(metrics["total_gpu_time"], sum(sim.log.batch_time), rel_tol=1e-12)
     assert math.isclose(metrics["sum_ttlt"], sim.total_latency_area, rel_tol=1e-9, abs_tol=1e-9)
-    assert metrics["iterations"] == len(sim.log_decisions)
+    assert metrics["iterations"] == len(sim.log.decisions)
     assert np.all(sim.first_token_time <= sim.finish_time)
     assert np.all(sim.first_token_time >= sim.arrival)
     # Every token computed since the last eviction is in the log: I + O - 1 + recomputed in total.
     computed = np.zeros(len(workload), dtype=np.int64)
-    for decision in sim.log_decisions:
+    for decision in sim.log.decisions:
         np.add.at(computed, decision.run_ids, decision.run_tokens)
     np.testing.assert_array_equal(computed, sim.prompt_len + sim.output_len - 1 + sim.recomputed_tokens)
 
@@ -154,9 +154,9 @@ def test_block_rounding_counts_whole_blocks():
     sim.step(Decision([0, 1], [3, 3]))                  # 2 blocks used of 2
     assert sim.kv_blocks_used == 2
     sim.step(Decision([0, 1], [1, 1]))                  # 4 tokens each still fit in one block
-    assert sim.done and sim.log_kv_blocks == [2, 2]
+    assert sim.done and sim.log.kv_blocks == [2, 2]
     sim = Simulator(Workload.from_lists([5], [1]), COST, EngineConfig(kv_capacity=8, token_budget=8, block_size=4))
-    assert sim.step(Decision([0], [5])) and sim.log_kv_blocks == [2]
+    assert sim.step(Decision([0], [5])) and sim.log.kv_blocks == [2]
 
 
 def test_oversized_request_is_an_error_or_rejected_never_lost():

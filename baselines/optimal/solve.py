@@ -44,9 +44,9 @@ from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
-from .model import IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+from .bounds import combine, lower_bound, term_bounds
+from .model import OBJECTIVES, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 
-OBJECTIVES = ("latency", "gpu_time")
 HINT_COMPLETION_SECONDS = 10.0
 TWO_WORKER_SUBSOLVERS = ("max_lp",)
 TRUNCATED_TIME_SHARE = 0.5
@@ -187,7 +187,7 @@ def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, eng
         metrics = sim.run(scheduler_class())
         value = objective_value(metrics, objective)
         if (allow_eviction or metrics["evictions"] == 0) and (best is None or value < best[2]):
-            best = (name, list(sim.log_decisions), value)
+            best = (name, list(sim.log.decisions), value)
     return best
 
 
@@ -208,7 +208,7 @@ def serial_schedule(workload: Workload, cost_model: LinearCostModel, engine: Eng
     for r in range(len(workload)):
         while not sim.finished[r]:
             sim.step(Decision([r], [min(int(sim.need(r)), engine.token_budget)]))
-    return list(sim.log_decisions)
+    return list(sim.log.decisions)
 
 
 def _relabel_identical(decisions: Sequence[Decision], instance: ScheduleInstance,
@@ -404,7 +404,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         raise AssertionError(f"iteration bound {bound} below the hint's {len(hint_decisions)} iterations")
     capped, sound = _horizon(instance, bound, max_iterations)
     search = _Search(hint_decisions, hint_replay.integer_objective, hint_name, hint_replay.finish_iteration,
-                     trivial_lower_bound(instance, cost, objective))
+                     max(trivial_lower_bound(instance, cost, objective), lower_bound(instance, cost, objective)))
     horizon = capped if not sound else min(bound, max(initial_horizon or len(hint_decisions), 1))
     while time.perf_counter() < deadline:
         truncated = sound and horizon < bound
@@ -462,6 +462,57 @@ def _absorb(search: _Search, schedule: ScheduleModel, solver: cp_model.CpSolver,
             search.decisions, search.integer_objective = decisions, replay.integer_objective
             search.source, search.finish_iteration = source, replay.finish_iteration
     search.lower_bound = max(search.lower_bound, math.ceil(solver.best_objective_bound))
+
+
+@dataclass(frozen=True)
+class OptimumBound:
+    """A proven lower bound on the optimal objective of an instance, beside the best schedule known.
+
+    Attributes:
+        bound: seconds; no schedule (eviction allowed) has a smaller float objective.
+        best_known: the best registered heuristic's objective in seconds (an upper bound on the optimum).
+        best_known_name: that heuristic.
+        proven_terms: whether every CP-SAT term solve proved its optimum (True when none ran).
+    """
+
+    bound: float
+    best_known: float
+    best_known_name: str
+    proven_terms: bool
+
+    @property
+    def gap(self) -> float:
+        """``(best_known - bound) / best_known``: the most the best heuristic can be above the optimum."""
+        return (self.best_known - self.bound) / self.best_known
+
+
+def optimum_lower_bound(workload: Workload, cost_model: LinearCostModel | None = None,
+                        engine: EngineConfig = TINY_ENGINE, objective: str = "latency", *, term_time_limit: float = 0.0,
+                        workers: int = 2, seed: int = 0) -> OptimumBound:
+    """A sound lower bound on the optimum of an offline ``workload`` without solving it (for instances far beyond
+    what :func:`solve_optimal` proves): :func:`~baselines.optimal.bounds.lower_bound` in closed form, and with
+    ``term_time_limit > 0`` the CP-SAT bounds of the single-term models (:func:`~baselines.optimal.bounds.term_bounds`)
+    within that many seconds. Priced with every coefficient rounded down, so it holds for the simulator's float
+    objective, not only for the solver's rounded one.
+
+    Raises the errors of :func:`solve_optimal` for bad input, and ``ValueError`` for a negative or NaN
+    ``term_time_limit``."""
+    cost_model = LinearCostModel() if cost_model is None else cost_model
+    _check_inputs(workload, cost_model, engine, objective)
+    if isinstance(term_time_limit, bool) or not isinstance(term_time_limit, (int, float)) or not term_time_limit >= 0:
+        raise ValueError(f"term_time_limit must be a non-negative number of seconds, got {term_time_limit!r}")
+    cost = IntegerLinearCost.from_cost_model(cost_model, round_down=True)
+    instance = ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()),
+                                engine.kv_capacity, engine.token_budget, engine.max_batch_size)
+    name, decisions, value = best_heuristic_schedule(workload, cost_model, engine, objective)
+    bound, proven = lower_bound(instance, cost, objective), True
+    if term_time_limit > 0:
+        # The float optimum costs at most ``value``, and at least its rounded-down price: iteration_bound of that
+        # price covers the float-optimal schedule.
+        horizon = iteration_bound(instance, cost, objective, math.ceil(value / cost.unit_seconds))
+        terms = term_bounds(instance, cost, objective, horizon, term_time_limit, workers, seed)
+        bound, proven = max(bound, combine(terms, cost)), terms.proven
+    return OptimumBound(bound * cost.unit_seconds, value, name, proven)
 
 
 def _horizon(instance: ScheduleInstance, bound: int, max_iterations: int | None) -> tuple[int, bool]:

@@ -25,3 +25,9 @@ class CostModel(ABC):
     def batch_time(self, batch: Batch) -> float:
         """Predicted seconds for ``batch``."""
         return float(sum(self.breakdown(batch).values()))
+
+    def price(self, batch: Batch) -> tuple[float, dict[str, float]]:
+        """``(batch_time(batch), breakdown(batch))``, computing the batch's terms once (a subclass that overrides
+        ``batch_time`` overrides this too)."""
+        breakdown = self.breakdown(batch)
+        return float(sum(breakdown.values())), breakdown

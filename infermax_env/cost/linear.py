@@ -49,12 +49,8 @@ class LinearCostModel(CostModel):
     def __init__(self, coefficients: LinearCoefficients = LLAMA3_70B_TP4, num_layers: int = 80):
         self.coefficients = coefficients
         self.num_layers = num_layers
-        # The terms of the last batch priced: the env asks for the breakdown of the batch the simulator has
-        # just timed, so it is not computed twice. Batches are not modified once built.
-        self._last_batch: Batch | None = None
-        self._last_coefficients: LinearCoefficients | None = None
-        self._last_terms = (0.0, 0.0)
         self._coefficient_array = np.zeros(0)
+        self._array_of: LinearCoefficients | None = None  # the coefficients _coefficient_array holds
 
     @staticmethod
     def features(batch: Batch) -> np.ndarray:
@@ -74,24 +70,26 @@ class LinearCostModel(CostModel):
 
     def _terms_ms(self, batch: Batch) -> tuple[float, float]:
         """(non-attention, attention) per-layer milliseconds of ``batch``."""
-        if batch is self._last_batch and self.coefficients is self._last_coefficients:
-            return self._last_terms
-        if self.coefficients is not self._last_coefficients:
+        if self.coefficients is not self._array_of:
             self._coefficient_array = np.array([getattr(self.coefficients, f.name) for f in fields(LinearCoefficients)])
-        terms = _linear_terms_ms(batch.prefill_new, batch.prefill_cached, batch.decode_context,
-                                 self._coefficient_array)
-        self._last_batch, self._last_coefficients, self._last_terms = batch, self.coefficients, terms
-        return terms
+            self._array_of = self.coefficients
+        return _linear_terms_ms(batch.prefill_new, batch.prefill_cached, batch.decode_context, self._coefficient_array)
 
-    def breakdown(self, batch: Batch) -> dict[str, float]:
-        linear, attention = self._terms_ms(batch)
+    def _breakdown(self, linear: float, attention: float) -> dict[str, float]:
         scale = self.num_layers * 1e-3
         return {"linear": linear * scale, "attention": attention * scale, "lm_head": 0.0,
                 "communication": 0.0, "overhead": 0.0}
 
+    def breakdown(self, batch: Batch) -> dict[str, float]:
+        return self._breakdown(*self._terms_ms(batch))
+
     def batch_time(self, batch: Batch) -> float:
         linear, attention = self._terms_ms(batch)
         return (linear + attention) * self.num_layers * 1e-3
+
+    def price(self, batch: Batch) -> tuple[float, dict[str, float]]:
+        linear, attention = self._terms_ms(batch)
+        return (linear + attention) * self.num_layers * 1e-3, self._breakdown(linear, attention)
 
     @classmethod
     def fit(cls, batches: Sequence[Batch], times: Iterable[float], num_layers: int = 80) -> "LinearCostModel":

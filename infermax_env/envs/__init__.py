@@ -12,9 +12,10 @@ Both accept every keyword of :class:`InferMaxEnv` through ``gymnasium.make(id, *
 import gymnasium as gym
 
 from .actions import InvalidActionError, NotExpressibleError, Repairs, livelock_decision
-from .config import PRESET_MAX_EPISODE_STEPS, EnvConfig, OutputLengthPredictor, build_config
-from .observation import GLOBAL_FEATURES, GLOBAL_INDEX, REQUEST_FEATURES, REQUEST_INDEX, Window
+from .config import PRESET_MAX_EPISODE_STEPS, EnvConfig, PredictorHook, build_config
+from .observation import GLOBAL_FEATURES, GLOBAL_INDEX, REQUEST_FEATURES, REQUEST_INDEX
 from .scheduling_env import InferMaxEnv
+from .window import Window
 
 ENV_IDS = {"InferMax-v0": "default", "InferMax-Tiny-v0": "tiny"}
 
@@ -31,5 +32,5 @@ def register_envs() -> None:
 register_envs()
 
 __all__ = ["ENV_IDS", "EnvConfig", "GLOBAL_FEATURES", "GLOBAL_INDEX", "InferMaxEnv", "InvalidActionError",
-           "NotExpressibleError", "OutputLengthPredictor", "REQUEST_FEATURES", "REQUEST_INDEX", "Repairs", "Window",
+           "NotExpressibleError", "PredictorHook", "REQUEST_FEATURES", "REQUEST_INDEX", "Repairs", "Window",
            "build_config", "livelock_decision", "register_envs"]

@@ -10,7 +10,7 @@ simulator's semantics.
   and that run, when it is a prefill, is chunked to what remains (if at least one token fits). The runs
   that did not fit are counted in ``info["repairs"]["dropped"]``.
 * ``priority``: ``Box(-1, 1, (K,))`` scores (any finite value is accepted: only the ranking matters; ties
-  keep slot order). Valid slots are visited by decreasing score; each computes ``min(need, budget left)``
+  keep slot order; an infinite score of a filled slot is a ValueError, a NaN one an invalid choice). Valid slots are visited by decreasing score; each computes ``min(need, budget left)``
   tokens; when its KV does not fit, the lowest-scored resident requests ranked below it are evicted (lowest
   first) until it fits, or, for a prefill that still cannot fit whole, it is chunked to the memory left.
   Always feasible. FCFS is ``-arrival``, SJF ``-prompt_len``, SRF ``tokens_computed``.
@@ -40,8 +40,9 @@ import numpy as np
 from numba import njit
 
 from ..errors import InfeasibleDecisionError
-from ..simulator import Decision, Simulator, _ceil_blocks
-from .observation import Window
+from ..layout import ceil_blocks
+from ..simulator import Decision, Simulator
+from .window import Window
 
 LEAVE, RUN, EVICT = 0, 1, 2
 
@@ -90,17 +91,18 @@ def livelock_decision(sim: Simulator, evict_ids: np.ndarray) -> Decision:
     else:  # the action evicts everything there is: keep the oldest, evict the rest
         target = min(sim.resident)
         evicting.discard(target)
-    free = sim.config.num_blocks - sim.kv_blocks_used + int(sim._blocks(sim.kv[list(evicting)]).sum())
-    block = sim.config.block_size
+    cfg = sim.config
+    free = cfg.num_blocks - sim.kv_blocks_used + int(cfg.blocks(sim.kv[list(evicting)]).sum())
+    block = cfg.block_size
     kv = int(sim.kv[target])
-    if (sim._blocks(kv) + free) * block - kv < 1:  # evict the latest-arrived residents until a token fits
+    if (cfg.blocks(kv) + free) * block - kv < 1:  # evict the latest-arrived residents until a token fits
         for victim in sorted(sim.resident, reverse=True):
             if victim != target and victim not in evicting:
                 evicting.add(victim)
-                free += int(sim._blocks(sim.kv[victim]))
-                if (sim._blocks(kv) + free) * block - kv >= 1:
+                free += int(cfg.blocks(sim.kv[victim]))
+                if (cfg.blocks(kv) + free) * block - kv >= 1:
                     break
-    chunk = min(int(sim.need(target)), sim.config.token_budget, (sim._blocks(kv) + free) * block - kv)
+    chunk = min(int(sim.need(target)), cfg.token_budget, (cfg.blocks(kv) + free) * block - kv)
     return Decision([target], [chunk], sorted(evicting))
 
 
@@ -161,6 +163,16 @@ class ActionMode:
                                       f"{produced}")
         return actions
 
+    def _decision(self, sim: Simulator, chosen: np.ndarray, num_runs: int, num_evictions: int,
+                  repairs: Repairs) -> Decision:
+        """The decision a batch kernel wrote into ``chosen`` (rows: run ids, their tokens, evicted ids), or the
+        livelock rule's when it runs nothing. The decision's arrays share one compact copy: the simulator logs
+        each decision, which must not keep the (3, K) scratch array alive."""
+        if num_runs == 0:
+            return self._livelock(sim, chosen[2, :num_evictions].copy(), repairs)
+        compact = chosen[:, :max(num_runs, num_evictions)].copy()
+        return Decision(compact[0, :num_runs], compact[1, :num_runs], compact[2, :num_evictions])
+
     def _livelock(self, sim: Simulator, evict_ids: np.ndarray, repairs: Repairs, allowed: bool = False) -> Decision:
         if not allowed:
             self._reject("the action runs nothing while requests could run (livelock)")
@@ -216,10 +228,7 @@ class SelectMode(ActionMode):
                          f"{bad_run.tolist()} (resident slots: 0..{win.num_resident - 1}, filled slots: "
                          f"0..{win.count - 1})")
         repairs.dropped = dropped
-        evict_ids = chosen[2, :num_evictions]
-        if num_runs == 0:
-            return self._livelock(sim, evict_ids, repairs), repairs
-        return Decision(chosen[0, :num_runs], chosen[1, :num_runs], evict_ids), repairs
+        return self._decision(sim, chosen, num_runs, num_evictions, repairs), repairs
 
     def encode(self, decision, sim, win):
         action = np.zeros(self.window, dtype=np.int64)
@@ -253,16 +262,16 @@ class PriorityMode(ActionMode):
         repairs = Repairs()
         cfg = sim.config
         chosen = np.empty((3, self.window), dtype=np.int64)
-        num_runs, num_evictions, num_nan = _priority_batch(
+        num_runs, num_evictions, num_nan, infinite = _priority_batch(
             scores, win.count, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.free_blocks,
             cfg.block_size, cfg.token_budget, cfg.max_batch_size, chosen)
+        if infinite >= 0:
+            raise ValueError(f"priority scores must be finite (or NaN, an invalid choice), got {scores[infinite]} "
+                             f"for slot {infinite}")
         if num_nan:
             repairs.invalid = num_nan
             self._reject(f"priority scores of slots {np.flatnonzero(np.isnan(scores[:win.count])).tolist()} are NaN")
-        evict_ids = chosen[2, :num_evictions]
-        if num_runs == 0:
-            return self._livelock(sim, evict_ids, repairs), repairs
-        return Decision(chosen[0, :num_runs], chosen[1, :num_runs], evict_ids), repairs
+        return self._decision(sim, chosen, num_runs, num_evictions, repairs), repairs
 
     def encode(self, decision, sim, win):
         run_slots = self._window_slots(win, decision.run_ids, "run")
@@ -347,7 +356,7 @@ class SequentialMode(ActionMode):
             pending.tokens.append(chunk)
             pending.in_batch[choice] = True
             pending.budget_left -= chunk
-            pending.free_blocks -= int(sim._blocks(win.kv[choice] + chunk) - win.kv_blocks[choice])
+            pending.free_blocks -= int(sim.config.blocks(win.kv[choice] + chunk) - win.kv_blocks[choice])
             return None, repairs
         if choice < 2 * k:
             pending.evict[choice - k] = True
@@ -392,7 +401,7 @@ def _greedy_prefix(order: np.ndarray, num_order: int, need: np.ndarray, kv: np.n
     while stop < limit:
         slot = order[stop]
         tokens = used_tokens + need[slot]
-        blocks = used_blocks + _ceil_blocks(kv[slot] + need[slot], block_size) - kv_blocks[slot]
+        blocks = used_blocks + ceil_blocks(kv[slot] + need[slot], block_size) - kv_blocks[slot]
         if tokens > budget or blocks > free_blocks:
             break
         used_tokens, used_blocks = tokens, blocks
@@ -456,12 +465,12 @@ def _select_batch(choice: np.ndarray, count: int, num_resident: int, ids: np.nda
 @njit(cache=True)
 def _priority_batch(scores: np.ndarray, count: int, num_resident: int, ids: np.ndarray, need: np.ndarray,
                     kv: np.ndarray, kv_blocks: np.ndarray, free_blocks: int, block_size: int, budget: int,
-                    room: int, chosen: np.ndarray) -> tuple[int, int, int]:
+                    room: int, chosen: np.ndarray) -> tuple[int, int, int, int]:
     """The priority mode's batch for the first ``count`` slots visited by decreasing score, ties in slot order,
     NaN scores last (see the module docstring): rows of ``chosen`` (3, K) get the run ids, their tokens and the
-    evicted ids (in slot order) from column 0; returns (runs, evictions, NaN scores). From the first slot that
-    does not fit whole on, lower-ranked resident slots are evicted (lowest first) to make room for higher-ranked
-    ones."""
+    evicted ids (in slot order) from column 0; returns (runs, evictions, NaN scores, -1), or (0, 0, 0, slot) for
+    the first slot with an infinite score. From the first slot that does not fit whole on, lower-ranked resident
+    slots are evicted (lowest first) to make room for higher-ranked ones."""
     keys = np.empty(count)
     num_nan = 0
     for slot in range(count):
@@ -469,6 +478,8 @@ def _priority_batch(scores: np.ndarray, count: int, num_resident: int, ids: np.n
         if np.isnan(score):
             num_nan += 1
             keys[slot] = np.inf
+        elif np.isinf(score):
+            return 0, 0, 0, slot
         else:
             keys[slot] = -score
     order = np.argsort(keys, kind="mergesort")  # stable
@@ -521,7 +532,7 @@ def _priority_batch(scores: np.ndarray, count: int, num_resident: int, ids: np.n
         tokens[taken] = chunk
         taken += 1
         budget_left -= chunk
-        free -= _ceil_blocks(kv[slot] + chunk, block_size) - kv_blocks[slot]
+        free -= ceil_blocks(kv[slot] + chunk, block_size) - kv_blocks[slot]
     for j in range(taken):
         chosen[0, j] = ids[slots[j]]
     num_evict = 0
@@ -529,7 +540,7 @@ def _priority_batch(scores: np.ndarray, count: int, num_resident: int, ids: np.n
         if evicted[slot]:
             chosen[2, num_evict] = ids[slot]
             num_evict += 1
-    return taken, num_evict, num_nan
+    return taken, num_evict, num_nan, -1
 
 
 ACTION_MODE_CLASSES: dict[str, type[ActionMode]] = {"select": SelectMode, "priority": PriorityMode,

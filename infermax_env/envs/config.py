@@ -33,19 +33,20 @@ from ..cost.linear import LinearCostModel
 from ..deployment import Deployment, EngineConfig
 from ..errors import WorkloadError
 from ..instances import INFERMAX_ENGINE, ProblemSetting, tiny_setting
+from ..metrics import Objective
+from ..simulator import Scheduler
 from ..workload import (LogNormal, SyntheticGenerator, TraceWindowGenerator, Workload, default_trace_dir,
                         load_azure_trace)
 from .actions import ACTION_MODE_CLASSES
 
 ACTION_MODES = tuple(ACTION_MODE_CLASSES)
-OBJECTIVES = ("latency", "gpu_time")
 
 DEFAULT_MODEL = "llama-3-70b"
 DEFAULT_GPU = "a100-80gb"
 DEFAULT_TENSOR_PARALLEL = 4
 DEFAULT_REQUESTS_PER_EPISODE = 256
 CONV_TRACE_RATE = 5.5
-"""Requests per second of the Azure 2023 conversation trace (REFERENCE.md section 4)."""
+"""Requests per second of the Azure 2023 conversation trace."""
 CONV_PROMPT = LogNormal(median=1020, sigma=math.sqrt(2 * math.log(1155 / 1020)), max_len=14_050)
 CONV_OUTPUT = LogNormal(median=129, sigma=math.sqrt(2 * math.log(211 / 129)), max_len=1_000)
 """Lognormal lengths with the conv trace's median and mean (mean / median = exp(sigma^2 / 2))."""
@@ -54,8 +55,9 @@ PRESET_WINDOWS = {"default": 64, "tiny": 12}
 PRESET_MAX_EPISODE_STEPS = {"default": 100_000, "tiny": 2_000}
 
 
-class OutputLengthPredictor(Protocol):
-    """The predictor hook: predicted total output length (tokens) of each request in ``ids``.
+class PredictorHook(Protocol):
+    """What the env's ``predictor`` must provide: predicted total output length (tokens) of each request in
+    ``ids`` (e.g. :class:`baselines.predictor.OutputLengthPredictor`).
 
     ``reset(sim)``, when the object has it, is called at the start of every episode.
     """
@@ -65,6 +67,7 @@ class OutputLengthPredictor(Protocol):
 
 
 WorkloadSource = Union[Workload, Callable[[np.random.Generator], Workload]]
+ReferenceScheduler = Union[str, Scheduler, Callable[[], Scheduler]]
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,12 @@ class EnvConfig:
         window: K, the number of request slots in the observation and the action.
         action_mode: ``"select"``, ``"priority"`` or ``"sequential"``.
         oracle: whether true output lengths are observable (feature ``true_output_len``; oracle schedulers).
-        predictor: optional :class:`OutputLengthPredictor` feeding ``predicted_output_len``.
+        predictor: optional :class:`PredictorHook` feeding ``predicted_output_len``.
         reward_scale: every reward is multiplied by it.
-        reference: a scheduler (or a ``baselines`` registry name) whose objective on the episode's workload
-            divides every reward (CompilerGym-style normalisation); ``None`` for raw rewards.
+        reference: a scheduler, a factory of one (e.g. a scheduler class) or a name registered in
+            :mod:`infermax_env.schedulers` (``import baselines`` registers ``"vllm"`` and the other heuristics),
+            whose objective on the episode's workload divides every reward (CompilerGym-style normalisation);
+            ``None`` for raw rewards.
         strict: raise :class:`InvalidActionError` on masked choices instead of repairing them.
         invalid_action_penalty: subtracted from the reward per masked choice or livelock repair.
         oversized: the simulator's policy for requests whose KV can never fit (``"error"`` or ``"reject"``).
@@ -102,9 +107,9 @@ class EnvConfig:
     window: int = 64
     action_mode: str = "select"
     oracle: bool = False
-    predictor: OutputLengthPredictor | None = None
+    predictor: PredictorHook | None = None
     reward_scale: float = 1.0
-    reference: Any = None
+    reference: ReferenceScheduler | None = None
     strict: bool = False
     invalid_action_penalty: float = 0.0
     oversized: str = "error"
@@ -113,8 +118,7 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if self.action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        Objective.parse(self.objective)
         if not isinstance(self.window, (int, np.integer)) or isinstance(self.window, bool) or self.window < 1:
             raise ValueError(f"window (K) must be a positive integer, got {self.window!r}")
         if not (isinstance(self.reward_scale, (int, float)) and math.isfinite(self.reward_scale)
@@ -131,6 +135,10 @@ class EnvConfig:
             raise ValueError(f"predictor must have a predict(sim, ids) method, got {type(self.predictor).__name__}")
         if self.oversized not in ("error", "reject"):
             raise ValueError(f"oversized must be 'error' or 'reject', got {self.oversized!r}")
+        if self.reference is not None and not isinstance(self.reference, str) and not callable(self.reference) \
+                and not callable(getattr(self.reference, "decide", None)):
+            raise ValueError(f"reference must be a scheduler name, a scheduler (with decide(sim)) or a factory of "
+                             f"one, got {self.reference!r}")
 
     def draw_workload(self, rng: np.random.Generator) -> Workload:
         """The episode's workload: the fixed one, or a fresh draw from ``rng``."""

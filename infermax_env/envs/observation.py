@@ -1,8 +1,4 @@
-"""The observation: which requests fill the K slots, and the scaled features describing them and the engine.
-
-Slot order (stable, documented): resident requests (those holding KV) in arrival order, then waiting requests
-in arrival order, truncated to K; empty slots are padded with id -1. A request keeps its relative order as
-long as it stays resident or waiting, and arrival order is request-id order (workloads are sorted by arrival).
+"""The observation: the scaled features describing the requests in the K slots (:mod:`.window`) and the engine.
 
 Scaling (every feature lies in [0, 1]):
 
@@ -20,8 +16,10 @@ import math
 import numpy as np
 from numba import njit
 
+from .. import layout
 from ..batch import Batch
-from ..simulator import _ROW_GENERATED, _ROW_KV, _ROW_PREEMPTIONS, _ROW_PROMPT_LEN, _ROW_RECOMPUTED, Simulator
+from ..simulator import Simulator
+from .window import SLOT_DECODING, SLOT_GENERATED, SLOT_ID, SLOT_KV, SLOT_NEED, Window
 
 REQUEST_FEATURES: tuple[str, ...] = (
     # log-scaled (see the module docstring); contiguous so they are scaled in one pass
@@ -67,95 +65,6 @@ _NUM_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
         "prompt_len", "tokens_computed", "tokens_generated", "remaining_prefill", "resident_kv", "waiting_time",
         "times_preempted", "predicted_output_len", "true_output_len", "in_memory", "decoding", "in_batch",
         "evict_pending"))
-
-
-# Rows of Window.slots (int64) and Window.slot_flags (bool).
-_SLOT_ID, _SLOT_KV, _SLOT_NEED, _SLOT_GENERATED = range(4)
-_SLOT_DECODING, _SLOT_VALID, _SLOT_RESIDENT = range(3)
-
-
-class Window:
-    """The K requests the agent sees and acts on this iteration, with what the action modes need.
-
-    One Window per env, refreshed in place each iteration (its arrays are internal buffers; the observation
-    never aliases them). Arrays have length K; entries past ``count`` are padding (id -1, zeros). Slots
-    ``0..num_resident-1`` hold resident requests. ``ids``, ``kv``, ``need``, ``generated`` are the rows of
-    ``slots`` and ``decoding``, ``valid``, ``resident`` those of ``slot_flags``.
-    """
-
-    __slots__ = ("size", "slots", "slot_flags", "ids", "kv", "need", "generated", "decoding", "valid", "resident",
-                 "kv_blocks", "count", "num_resident", "free_blocks", "num_waiting_total", "num_resident_total")
-
-    def __init__(self, size: int):
-        self.size = size
-        self.slots = np.zeros((4, size), dtype=np.int64)
-        self.slot_flags = np.zeros((3, size), dtype=bool)
-        self.slots[_SLOT_ID] = -1
-        self.ids, self.kv, self.need, self.generated = self.slots
-        self.decoding, self.valid, self.resident = self.slot_flags
-        self.kv_blocks = self.kv
-        self.count = self.num_resident = self.free_blocks = self.num_waiting_total = self.num_resident_total = 0
-
-    def refresh(self, sim: Simulator) -> "Window":
-        """Fill the slots from ``sim``'s current state (see the module docstring for the order)."""
-        num_waiting, num_resident_total = len(sim.waiting), len(sim.resident)
-        self.count, self.num_resident = _fill_slots(sim.counts, sim.closed, sim.num_arrived, num_resident_total,
-                                                    num_waiting, self.slots, self.slot_flags)
-        cfg = sim.config
-        self.kv_blocks = self.kv if cfg.block_size == 1 else sim._blocks(self.kv)
-        self.free_blocks = cfg.num_blocks - sim.kv_blocks_used
-        self.num_waiting_total = num_waiting
-        self.num_resident_total = num_resident_total
-        return self
-
-    @property
-    def num_beyond(self) -> int:
-        return self.num_waiting_total + self.num_resident_total - self.count
-
-
-@njit(cache=True)
-def _fill_slots(counts: np.ndarray, closed: np.ndarray, num_arrived: int, num_resident: int, num_waiting: int,
-                slots: np.ndarray, slot_flags: np.ndarray) -> tuple[int, int]:
-    """Fill the window's packed slot arrays with the first resident requests by id, then the first waiting
-    ones, padding the rest (id -1, zeros, not valid); returns (filled slots, resident slots). Resident requests
-    are the arrived ones holding KV, waiting ones the arrived unfinished ones holding none; ids are in arrival
-    order. ``counts`` and ``closed`` are the simulator's."""
-    kv, generated, prompt_len = counts[_ROW_KV], counts[_ROW_GENERATED], counts[_ROW_PROMPT_LEN]
-    ids = slots[_SLOT_ID]
-    size = len(ids)
-    count = 0
-    found = 0
-    for r in range(num_arrived):  # resident requests
-        if found == num_resident or count == size:
-            break
-        if kv[r] > 0:
-            ids[count] = r
-            count += 1
-            found += 1
-    slots_resident = count
-    found = 0
-    for r in range(num_arrived):  # waiting requests
-        if found == num_waiting or count == size:
-            break
-        if kv[r] == 0 and not closed[r]:
-            ids[count] = r
-            count += 1
-            found += 1
-    for slot in range(size):
-        slot_flags[_SLOT_VALID, slot] = slot < count
-        slot_flags[_SLOT_RESIDENT, slot] = slot < slots_resident
-        if slot < count:
-            r = ids[slot]
-            need = prompt_len[r] + generated[r] - kv[r]
-            slots[_SLOT_KV, slot] = kv[r]
-            slots[_SLOT_GENERATED, slot] = generated[r]
-            slots[_SLOT_NEED, slot] = need
-            slot_flags[_SLOT_DECODING, slot] = generated[r] > 0 and need == 1
-        else:
-            ids[slot] = -1
-            slots[_SLOT_KV, slot] = slots[_SLOT_GENERATED, slot] = slots[_SLOT_NEED, slot] = 0
-            slot_flags[_SLOT_DECODING, slot] = False
-    return count, slots_resident
 
 
 class ObservationBuilder:
@@ -267,16 +176,16 @@ def _fill_features(requests: np.ndarray, slot_mask: np.ndarray, global_features:
     builder's per-episode rows (arrival in time units, scaled prompt and output lengths) and ``in_batch`` the
     sequential mode's (in batch, marked for eviction) rows. The tables hold the scaled logs of 0, 1, 2, ...
     tokens and preemptions."""
-    recomputed_tokens, num_preemptions = counts[_ROW_RECOMPUTED], counts[_ROW_PREEMPTIONS]
+    recomputed_tokens, num_preemptions = counts[layout.RECOMPUTED_TOKENS], counts[layout.NUM_PREEMPTIONS]
     clock_units = clock / time_unit
     for slot in range(len(slot_mask)):
         slot_mask[slot] = slot < n
     for slot in range(n):
-        r = slots[_SLOT_ID, slot]
-        kv, need, decoding = slots[_SLOT_KV, slot], slots[_SLOT_NEED, slot], slot_flags[_SLOT_DECODING, slot]
+        r = slots[SLOT_ID, slot]
+        kv, need, decoding = slots[SLOT_KV, slot], slots[SLOT_NEED, slot], slot_flags[SLOT_DECODING, slot]
         requests[_PROMPT_LEN, slot] = episode[1, r]
         requests[_TOKENS_COMPUTED, slot] = _tabled_log(kv + recomputed_tokens[r], token_table, token_scale)
-        requests[_TOKENS_GENERATED, slot] = _tabled_log(slots[_SLOT_GENERATED, slot], token_table, token_scale)
+        requests[_TOKENS_GENERATED, slot] = _tabled_log(slots[SLOT_GENERATED, slot], token_table, token_scale)
         requests[_REMAINING_PREFILL, slot] = _tabled_log(need - decoding, token_table, token_scale)  # decodes: 0
         requests[_RESIDENT_KV, slot] = _tabled_log(kv, token_table, token_scale)
         requests[_WAITING_TIME, slot] = _scaled_log(clock_units - episode[0, r], time_scale)

@@ -13,12 +13,14 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import WorkloadError
-from ..metrics import compute_metrics, objective_value
+from ..metrics import Objective, compute_metrics, objective_value
+from ..schedulers import resolve_scheduler
 from ..simulator import Decision, Simulator, StepResult
 from ..workload import Workload
 from .actions import ActionMode, NotExpressibleError, Repairs, make_action_mode
 from .config import EnvConfig, build_config
-from .observation import GLOBAL_FEATURES, REQUEST_FEATURES, ObservationBuilder, Window
+from .observation import GLOBAL_FEATURES, REQUEST_FEATURES, ObservationBuilder
+from .window import Window
 
 RESET_OPTIONS = ("workload",)
 
@@ -27,8 +29,9 @@ class InferMaxEnv(gym.Env):
     """LLM inference scheduling as a Gymnasium env (registered as ``InferMax-v0`` and ``InferMax-Tiny-v0``).
 
     :param preset: ``"default"`` (InferMax-v0) or ``"tiny"`` (InferMax-Tiny-v0); see :mod:`.config`.
-    :param render_mode: ``None``, ``"ansi"`` (text view of the last batch, memory and the window) or
-        ``"rgb_array"`` (the schedule timeline and KV-memory plot of the episode so far).
+    :param render_mode: ``None``, ``"ansi"`` (text view of the last batch, memory and the window), ``"human"``
+        (that text printed to stdout at every reset and launch) or ``"rgb_array"`` (the schedule timeline and
+        KV-memory plot of the episode so far).
     :param kwargs: overrides of the preset, see :func:`~infermax_env.envs.config.build_config`: ``model``,
         ``gpu``, ``tensor_parallel``, ``cost_model``, ``workload``, ``setting``, ``kv_capacity`` (M),
         ``token_budget`` (C), ``max_batch_size``, ``block_size``, ``window`` (K), ``objective``,
@@ -46,7 +49,7 @@ class InferMaxEnv(gym.Env):
     livelock repairs cost ``invalid_action_penalty`` each.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, preset: str = "default", render_mode: str | None = None, **kwargs: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -65,14 +68,14 @@ class InferMaxEnv(gym.Env):
         })
         self.builder = ObservationBuilder(cfg.engine, cfg.cost_model, k, cfg.oracle, cfg.predictor)
         self._reward_factor = -cfg.reward_scale
-        self._latency = cfg.objective == "latency"
+        self._latency = Objective.parse(cfg.objective) is Objective.LATENCY
         self.sim: Simulator | None = None
         self.window = Window(k)
         self.pending = None
         self.episode = 0
         self.reference_objective: float | None = None
         self._mask = np.zeros(self.mode.mask_size, dtype=bool)
-        self._last: tuple[Decision, StepResult] | None = None
+        self._last: StepResult | None = None
 
     # ---- Gymnasium API ---------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -89,7 +92,8 @@ class InferMaxEnv(gym.Env):
         elif not isinstance(workload, Workload):
             raise ValueError(f"options['workload'] must be a Workload, got {type(workload).__name__}")
         cfg = self.config
-        self.sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized)
+        self.sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized,
+                             breakdown=True)
         if self.sim.done:
             raise WorkloadError(f"workload {workload.name!r} has no request to serve (all {len(workload)} rejected)")
         self.builder.start_episode(self.sim)
@@ -104,6 +108,8 @@ class InferMaxEnv(gym.Env):
         info = {"action_mask": self._mask, "workload_source": cfg.workload_source, "num_requests": len(workload)}
         if self.reference_objective is not None:
             info["reference_objective"] = self.reference_objective
+        if self.render_mode == "human":
+            print(self._render_text())
         return observation, info
 
     def step(self, action):
@@ -121,14 +127,19 @@ class InferMaxEnv(gym.Env):
         result = sim.step(decision)
         cost = result.latency_area if self._latency else result.batch_time
         reward = cost * self._reward_factor - penalty
-        self._last = (decision, result)
+        self._last = result
         self._new_iteration()
         observation = self._observe()
-        return observation, reward, sim.done, False, self._step_info(decision, result, repairs)
+        if self.render_mode == "human":
+            print(self._render_text())
+        return observation, reward, sim.done, False, self._step_info(result, repairs)
 
     def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+        """The ``"ansi"`` text or the ``"rgb_array"`` image of the current state; ``"human"`` mode prints the text
+        by itself at every reset and launch (render() then returns None)."""
+        if self.render_mode in (None, "human"):
+            if self.render_mode is None:
+                gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
             return None
         if self.sim is None:
             raise gym.error.ResetNeeded("call reset() before render()")
@@ -176,11 +187,11 @@ class InferMaxEnv(gym.Env):
         return {"requests": requests, "slot_mask": slot_mask, "global": global_features,
                 "action_mask": self._mask.astype(np.int8)}
 
-    def _step_info(self, decision: Decision, result: StepResult, repairs: Repairs) -> dict[str, Any]:
+    def _step_info(self, result: StepResult, repairs: Repairs) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "action_mask": self._mask, "launched": True, "batch": decision.as_dict(),
+            "action_mask": self._mask, "launched": True, "batch": result.decision.as_dict(),
             "batch_time": result.batch_time, "idle_time": result.idle_time, "latency_area": result.latency_area,
-            "breakdown": self.config.cost_model.breakdown(result.batch), "repairs": repairs.as_dict(),
+            "breakdown": result.breakdown, "repairs": repairs.as_dict(),
         }
         if self.sim.done:
             metrics = compute_metrics(self.sim)
@@ -191,16 +202,11 @@ class InferMaxEnv(gym.Env):
         return info
 
     def _reference_objective(self, workload: Workload) -> float | None:
-        reference = self.config.reference
-        if reference is None:
-            return None
-        if isinstance(reference, str):
-            from baselines import make_scheduler
-
-            reference = make_scheduler(reference)
         cfg = self.config
+        if cfg.reference is None:
+            return None
         sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized)
-        value = objective_value(sim.run(reference), cfg.objective)
+        value = objective_value(sim.run(resolve_scheduler(cfg.reference)), cfg.objective)
         if not value > 0:
             raise ValueError(f"the reference scheduler's {cfg.objective} objective is {value!r}; it must be positive")
         return value
@@ -217,7 +223,8 @@ class InferMaxEnv(gym.Env):
             f"{len(sim.waiting)}, resident {len(sim.resident)}, beyond window {win.num_beyond}",
         ]
         if self._last is not None:
-            decision, result = self._last
+            result = self._last
+            decision = result.decision
             runs = ", ".join(f"r{r}+{t}" for r, t in zip(decision.run_ids.tolist(), decision.run_tokens.tolist()))
             lines.append(f"last batch ({result.batch_time * 1e3:.2f} ms): run {runs or '-'}; evict "
                          f"{decision.evict_ids.tolist() or '-'}")
