@@ -67,6 +67,10 @@ class Deployment:
         return int(self.kv_cache_bytes // self.model.kv_bytes_per_token)
 
 
+MAX_LIMIT = 2**62
+"""Largest engine limit accepted: sums of KV tokens must stay within the simulator's int64 counters."""
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """The limits every scheduling decision is checked against.
@@ -86,8 +90,12 @@ class EngineConfig:
     def __post_init__(self) -> None:
         for name in ("kv_capacity", "token_budget", "max_batch_size", "block_size"):
             value = getattr(self, name)
-            if not isinstance(value, (int,)) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 1:
                 raise DeploymentError(f"EngineConfig.{name} must be a positive integer, got {value!r}")
+            if value > MAX_LIMIT:
+                raise DeploymentError(f"EngineConfig.{name}={value} is too large: at most {MAX_LIMIT} (2**62, the "
+                                      f"simulator counts in int64)")
+            object.__setattr__(self, name, int(value))  # numpy integers become plain ints
         if self.block_size > self.kv_capacity:
             raise DeploymentError(
                 f"block_size={self.block_size} is larger than kv_capacity={self.kv_capacity}")
@@ -95,6 +103,15 @@ class EngineConfig:
     @property
     def num_blocks(self) -> int:
         return self.kv_capacity // self.block_size
+
+    def kv_shortfall(self, tokens: int) -> str:
+        """Why ``tokens`` KV tokens do not fit in M, saying when rounding to whole blocks is the cause."""
+        if self.block_size == 1:
+            return f"{tokens} KV tokens, more than the KV capacity M = {self.kv_capacity}"
+        needed = -(-tokens // self.block_size)
+        return (f"{tokens} KV tokens, which take {needed} blocks of {self.block_size} "
+                f"({needed * self.block_size} tokens), more than the {self.num_blocks} whole blocks "
+                f"({self.num_blocks * self.block_size} tokens) the KV capacity M = {self.kv_capacity} holds")
 
     def blocks(self, tokens: np.ndarray | int) -> np.ndarray | int:
         """KV blocks holding ``tokens`` tokens (elementwise on arrays): ``ceil(tokens / block_size)``."""

@@ -233,8 +233,9 @@ class Simulator:
             if self.oversized == "error":
                 raise WorkloadError(
                     f"request {i} (id {int(w.request_id[i])}) needs I + O - 1 = {int(w.prompt_len[i])} + "
-                    f"{int(w.output_len[i])} - 1 = {int(w.prompt_len[i] + w.output_len[i] - 1)} KV tokens, more than "
-                    f"the KV capacity M = {self.config.kv_capacity} ({len(oversized)} such requests); raise M or "
+                    f"{int(w.output_len[i])} - 1 = "
+                    f"{self.config.kv_shortfall(int(w.prompt_len[i] + w.output_len[i] - 1))} "
+                    f"({len(oversized)} such requests); raise M or "
                     f"pass oversized='reject'")
             self._rejected[oversized] = True
             self._closed[oversized] = True

@@ -13,11 +13,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import WorkloadError
+
+MAX_LENGTH = 2**40
+"""Largest prompt or output length accepted (tokens): far beyond any model's context, and small enough that
+sums of lengths never overflow the simulator's int64 counters."""
 
 # Column forms accepted by the trace loader: the Vidur-processed Azure 2023 CSV and Azure's original.
 AZURE_COLUMN_FORMS: tuple[dict[str, str], ...] = (
@@ -101,26 +105,35 @@ class Workload:
         path = Path(path)
         if not path.is_file():
             raise WorkloadError(f"trace file {str(path)!r} does not exist")
-        with path.open(newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise WorkloadError(f"{path}: the file is empty")
-            header = [h.strip() for h in header]
-            mapping = _resolve_columns(header, columns, path)
-            index = {key: header.index(col) for key, col in mapping.items()}
-            arrivals: list[float] = []
-            prompts: list[int] = []
-            outputs: list[int] = []
-            parse_time = _parse_timestamp if mapping["arrival"] == "TIMESTAMP" else _parse_float
-            for line_no, row in enumerate(reader, start=2):
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                if len(row) < len(header):
-                    raise WorkloadError(f"{path}, line {line_no}: expected {len(header)} columns, got {len(row)}: {row}")
-                arrivals.append(parse_time(row[index["arrival"]], path, line_no, mapping["arrival"]))
-                prompts.append(_parse_length(row[index["prompt"]], path, line_no, mapping["prompt"]))
-                outputs.append(_parse_length(row[index["output"]], path, line_no, mapping["output"]))
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not a column
+                return cls._read_csv(handle, path, columns, name)
+        except UnicodeDecodeError as error:
+            raise WorkloadError(f"{path}: not a UTF-8 text file (byte {error.start}: {error.reason}); save it as "
+                                f"UTF-8 CSV") from None
+
+    @classmethod
+    def _read_csv(cls, handle: Iterable[str], path: Path, columns: Mapping[str, str] | None,
+                  name: str | None) -> "Workload":
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise WorkloadError(f"{path}: the file is empty")
+        header = [h.strip() for h in header]
+        mapping = _resolve_columns(header, columns, path)
+        index = {key: header.index(col) for key, col in mapping.items()}
+        arrivals: list[float] = []
+        prompts: list[int] = []
+        outputs: list[int] = []
+        parse_time = _parse_timestamp if mapping["arrival"] == "TIMESTAMP" else _parse_float
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) < len(header):
+                raise WorkloadError(f"{path}, line {line_no}: expected {len(header)} columns, got {len(row)}: {row}")
+            arrivals.append(parse_time(row[index["arrival"]], path, line_no, mapping["arrival"]))
+            prompts.append(_parse_length(row[index["prompt"]], path, line_no, mapping["prompt"]))
+            outputs.append(_parse_length(row[index["output"]], path, line_no, mapping["output"]))
         if not arrivals:
             raise WorkloadError(f"{path}: no requests after the header")
         arrival = np.asarray(arrivals)
@@ -191,9 +204,12 @@ def _as_lengths(values, name: str, source: str) -> np.ndarray:
     if array.dtype.kind not in "iuf":
         raise WorkloadError(f"{where}{name} must be numeric, got dtype {array.dtype}")
     array = array.reshape(-1)
-    bad = np.flatnonzero(~np.isfinite(array) | (array < 1) | (array != np.round(array)))
+    # compare in float64 too, so 1e19 or 2**64 - 1 cannot wrap around when cast to int64
+    bad = np.flatnonzero(~np.isfinite(array) | (array < 1) | (array != np.round(array))
+                         | (array.astype(np.float64) > MAX_LENGTH))
     if bad.size:
-        raise WorkloadError(f"{where}{name} of request {bad[0]} is {array[bad[0]].item()!r}; lengths must be integers >= 1")
+        raise WorkloadError(f"{where}{name} of request {bad[0]} is {array[bad[0]].item()!r}; lengths must be integers "
+                            f"in [1, {MAX_LENGTH}]")
     return array.astype(np.int64)
 
 
@@ -243,8 +259,8 @@ def _parse_length(text: str, path: Path, line: int, column: str) -> int:
         value = float(text)
     except ValueError:
         raise WorkloadError(f"{path}, line {line}: {column}={text!r} is not a number") from None
-    if not math.isfinite(value) or value != int(value) or value < 1:
-        raise WorkloadError(f"{path}, line {line}: {column}={text!r} must be an integer >= 1")
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_LENGTH:
+        raise WorkloadError(f"{path}, line {line}: {column}={text!r} must be an integer in [1, {MAX_LENGTH}]")
     return int(value)
 
 

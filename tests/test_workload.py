@@ -123,3 +123,56 @@ def test_trace_window_generator(trace_dir):
     assert np.array_equal(w.arrival, gen(np.random.default_rng(1)).arrival)
     with pytest.raises(WorkloadError, match="num_requests"):
         TraceWindowGenerator(trace, num_requests=10**6)
+
+
+@pytest.mark.parametrize("value", [1e19, 2**63, np.uint64(2**64 - 1), 2**40 + 1])
+def test_lengths_that_would_overflow_are_rejected_naming_the_value(value):
+    with pytest.raises(WorkloadError, match="prompt_len of request 0 is .*lengths must be integers in"):
+        Workload.from_lists([value], [2])
+
+
+def test_a_csv_length_that_would_overflow_is_rejected_with_its_line(tmp_path):
+    path = write(tmp_path, f"arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,{2**63},3\n")
+    with pytest.raises(WorkloadError, match=rf"line 2: num_prefill_tokens='{2**63}' must be an integer in"):
+        Workload.from_csv(path)
+
+
+def test_numpy_integer_lengths_are_accepted():
+    w = Workload.from_lists(np.array([3, 4], dtype=np.int64), [np.int32(2), np.uint8(1)])
+    assert w.prompt_len.tolist() == [3, 4] and w.output_len.tolist() == [2, 1]
+
+
+def test_a_non_utf8_csv_names_the_file(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,10,3 caf\xe9\n".encode("latin-1"))
+    with pytest.raises(WorkloadError, match=r"latin1\.csv: not a UTF-8 text file"):
+        Workload.from_csv(path)
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfarrived_at,num_prefill_tokens,num_decode_tokens\n0.0,10,3\n")
+    assert Workload.from_csv(path).prompt_len.tolist() == [10]
+
+
+def test_engine_limits_accept_numpy_integers_and_reject_overflow():
+    from infermax_env import EngineConfig
+    from infermax_env.errors import DeploymentError
+
+    config = EngineConfig(kv_capacity=np.int64(100), token_budget=np.int32(16))
+    assert config.kv_capacity == 100 and type(config.kv_capacity) is int
+    with pytest.raises(DeploymentError, match=r"kv_capacity=10{30} is too large"):
+        EngineConfig(kv_capacity=10**30)
+    with pytest.raises(DeploymentError, match="must be a positive integer, got True"):
+        EngineConfig(kv_capacity=True)
+
+
+def test_the_oversized_request_message_explains_block_rounding():
+    from infermax_env import EngineConfig, LinearCostModel, Simulator
+
+    blocky = EngineConfig(kv_capacity=9, token_budget=16, block_size=4)
+    with pytest.raises(WorkloadError, match=r"9 KV tokens, which take 3 blocks of 4 \(12 tokens\), more than the 2 "
+                                            r"whole blocks \(8 tokens\) the KV capacity M = 9 holds"):
+        Simulator(Workload.from_lists([5], [5]), LinearCostModel(), blocky)
+    with pytest.raises(WorkloadError, match="10 KV tokens, more than the KV capacity M = 9"):
+        Simulator(Workload.from_lists([5], [6]), LinearCostModel(), EngineConfig(kv_capacity=9, token_budget=16))
