@@ -2,15 +2,26 @@
 
     python train.py                                   # MaskablePPO on InferMax-Tiny-v0, a few minutes on a CPU
     python train.py --algo ppo --timesteps 200000 --n-envs 4
-    python train.py --env-id InferMax-v0 --env-kwargs '{"objective": "latency"}' --no-optimum
+    python train.py --objective gpu_time --env-kwargs '{"oracle": false}'
+    python train.py --env-id InferMax-v0 --algo ppo --env-kwargs '{"oracle": false}' --no-optimum
     python train.py --eval-only runs/<timestamp>/model.zip --eval-episodes 100
 
+``--objective`` sets both the env's reward and the reported objective. With ``oracle: false`` the agent and
+the warm start's teachers see no true output lengths. The warm start (MaskablePPO's config) imitates teacher
+heuristics through the env's action mode; when no teacher can act in it (on InferMax-v0, vLLM-like batches
+hold more than the K = 64 slots of the sequential mode), or the demonstrations would not fit in memory,
+train.py refuses before training and names the fixes (a larger ``window``, ``--imitation-episodes``,
+``--no-imitation``).
+
 Everything lands in ``runs/<timestamp>/``: model.zip, best_model.zip, checkpoints/, tensorboard/,
-learning_curve.png, gap_table.csv/.md, gap_instances.csv, gap_plot.png and run_config.json.
+learning_curve.png, gap_table.csv/.md, gap_instances.csv, gap_plot.png and run_config.json. ``--resume`` and
+``--eval-only`` reuse the saved model's algorithm, env id and env kwargs, and are checked against them before
+any run folder is created.
 
 Seeds: training instances come from a SeedSequence stream below 10,000,000; validation instances use seeds
 15,000,000 + i and the held-out evaluation instances 10,000,000 + i, so the three sets are disjoint. Optima
-of the evaluation instances are cached on disk (``--optimum-cache``) keyed by (setting, objective, seed).
+of the evaluation instances are cached on disk (``--optimum-cache``) keyed by setting, objective, seed and
+solver settings (time limit, workers).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+import baselines  # noqa: F401  (registers the heuristics, so reference="vllm" resolves in every process)
 import infermax_env  # noqa: F401  (registers the InferMax envs)
 from agents.builders import (ALGORITHMS, attach_metadata, build_model, check_saved_model, load_agent, load_config,
                              saved_metadata)
@@ -215,7 +227,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         imitation = (config or {}).get("imitation")
         if imitation and not args.resume and not args.no_imitation:
             plan.imitation_seeds = imitation_seeds(args, imitation)
-            plan.teachers = plan_teachers(env, imitation, plan.imitation_seeds[0])
+            plan.teachers = plan_teachers(env, imitation, plan.imitation_seeds)
     finally:
         env.close()
     return plan
@@ -241,14 +253,19 @@ def imitation_seeds(args: argparse.Namespace, imitation: dict[str, Any]) -> list
     return list(islice(training_seeds(args.seed + 1), args.imitation_episodes or imitation.get("episodes", 500)))
 
 
-def plan_teachers(env: gym.Env, imitation: dict[str, Any], seed: int) -> list[str]:
+DEMONSTRATION_MEMORY_LIMIT = 4 * 2**30
+"""Largest warm-start demonstration set (bytes, estimated before collecting) train.py accepts."""
+
+
+def plan_teachers(env: gym.Env, imitation: dict[str, Any], seeds: list[int]) -> list[str]:
     """The config's teachers that can act in ``env`` (oracle teachers only where it shows true output lengths,
-    decisions its action mode can express); a :class:`NoUsableTeacherError` with the fixes when none can."""
-    from agents.imitation import NON_ORACLE_TEACHERS, NoUsableTeacherError, usable_teachers
+    decisions its action mode can express on the first warm-start instance), checked to fit in memory; a
+    :class:`NoUsableTeacherError` with the fixes otherwise."""
+    from agents.imitation import NON_ORACLE_TEACHERS, NoUsableTeacherError, step_bytes, usable_teachers
 
     config = env.unwrapped.config
     candidates = imitation["teachers"] if config.oracle else imitation.get("non_oracle_teachers", NON_ORACLE_TEACHERS)
-    usable, dropped = usable_teachers(env, candidates, seed)
+    usable, dropped = usable_teachers(env, candidates, seeds[0])
     if not usable:
         reasons = "; ".join(f"{name}: {why}" for name, why in dropped.items())
         episode = len(env.unwrapped.sim.workload)
@@ -258,7 +275,15 @@ def plan_teachers(env: gym.Env, imitation: dict[str, Any], seed: int) -> list[st
             f"'{{\"window\": {episode}}}'), or no warm start (--no-imitation)")
     for name, why in dropped.items():
         print(f"warm start: teacher {name} left out ({why})")
-    return usable
+    per_episode = max(usable.values()) * step_bytes(env)
+    if per_episode * len(seeds) > DEMONSTRATION_MEMORY_LIMIT:
+        fits = DEMONSTRATION_MEMORY_LIMIT // per_episode
+        fix = f"pass --imitation-episodes {fits} or less, or --no-imitation" if fits else "use --no-imitation"
+        raise NoUsableTeacherError(
+            f"the warm start would record about {per_episode * len(seeds) / 2**30:.1f} GiB of demonstrations "
+            f"({len(seeds)} episodes of about {max(usable.values())} steps, {per_episode / 2**20:.0f} MiB each; "
+            f"limit {DEMONSTRATION_MEMORY_LIMIT / 2**30:.0f} GiB): {fix}")
+    return list(usable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,8 +398,8 @@ def warm_start(args: argparse.Namespace, plan: RunPlan, model, env: gym.Env) -> 
     note = (f"The agent was warm-started by imitating the per-instance best of {', '.join(plan.teachers)} "
             f"(instances per teacher: {used}); " + (f"of these, {', '.join(oracle)} read true output lengths."
                                                     if oracle else "none of them reads true output lengths."))
-    return ({"warm start: demonstrations (s)": collected - start, "warm start: behaviour cloning (s)": done - collected},
-            note)
+    timings = {"warm start: demonstrations (s)": collected - start, "warm start: behaviour cloning (s)": done - collected}
+    return timings, note
 
 
 def make_run_dir(output_dir: Path) -> Path:

@@ -64,13 +64,14 @@ def rank_teachers(teachers: Sequence[str], workload: Any, env: gym.Env, objectiv
     return [teachers[i] for i in np.argsort(values, kind="stable")]
 
 
-def usable_teachers(env: gym.Env, teachers: Sequence[str], seed: int) -> tuple[list[str], dict[str, str]]:
+def usable_teachers(env: gym.Env, teachers: Sequence[str], seed: int) -> tuple[dict[str, int], dict[str, str]]:
     """``(usable, dropped)``: the teachers that run in ``env``'s setting and whose decisions ``env``'s action
-    mode expresses on the training instance ``env.reset(seed=seed)`` draws; ``dropped`` maps the others to why."""
+    mode expresses on the training instance ``env.reset(seed=seed)`` draws, each with its episode's number of
+    env steps there; ``dropped`` maps the others to why."""
     from baselines import SCHEDULERS, make_scheduler
 
     oracle = env.unwrapped.config.oracle
-    usable, dropped = [], {}
+    usable, dropped = {}, {}
     for name in teachers:
         if name not in SCHEDULERS:
             raise ValueError(f"unknown teacher {name!r}; known: {', '.join(sorted(SCHEDULERS))}")
@@ -78,12 +79,20 @@ def usable_teachers(env: gym.Env, teachers: Sequence[str], seed: int) -> tuple[l
             dropped[name] = "reads true output lengths, which this env hides (oracle=False)"
             continue
         try:
-            _rollout(env, make_scheduler(name), seed)
+            usable[name] = len(_rollout(env, make_scheduler(name), seed)[1])
         except NotExpressibleError as error:
             dropped[name] = str(error)
-        else:
-            usable.append(name)
     return usable, dropped
+
+
+def step_bytes(env: gym.Env) -> int:
+    """Bytes one recorded demonstration step takes (observation, action, mask, return)."""
+    space = env.observation_space
+    spaces = space.spaces.values() if isinstance(space, gym.spaces.Dict) else [space]
+    observation = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in spaces)
+    action = int(np.prod(env.action_space.shape or (1,))) * 8
+    mask = int(np.asarray(action_masks(env)).size)
+    return observation + action + mask + 4
 
 
 def _rollout(env: gym.Env, scheduler: Any, seed: int) -> tuple[dict[str, list[np.ndarray]], list, list, list]:

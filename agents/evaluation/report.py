@@ -179,7 +179,8 @@ class GapReport:
                  f"policy reads true output lengths (a real scheduler cannot)."]
         if self.optimum is not None:
             proven = self.proven_count()
-            notes.append(f"Optimum ({self.solver or 'solver settings not given'}): proven on {proven}/{len(self.seeds)} "
+            settings = self.solver or "solver settings not given"
+            notes.append(f"Optimum ({settings}): proven on {proven}/{len(self.seeds)} "
                          f"instances; elsewhere it is bracketed: gap_to_best_known uses the best schedule the solver "
                          f"found (the true gap is at least this), gap_to_bound its lower bound (the true gap is at "
                          f"most this; mean over instances with a positive bound); gap_proven is the true gap, "
