@@ -1,0 +1,89 @@
+"""Tianshou PPO with invalid-action masking on InferMax (sequential mode, Discrete(2K + 1)).
+
+``FlatObservation(env, "obs", "mask", "bool")`` gives Tianshou's ``{"obs", "mask"}`` observation (the actor
+reads ``batch.obs.obs`` and ``batch.obs.mask``) and ``ScalarInfo`` a fixed-schema info the replay buffer can
+store. The sequential mode's Discrete action space is the one Tianshou's categorical PPO policy expects. Needs
+``pip install 'infermax-env[tianshou]'``.
+
+    python examples/tianshou_ppo.py --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tianshou.algorithm.modelfree.ppo import PPO
+from tianshou.algorithm.modelfree.reinforce import DiscreteActorPolicy
+from tianshou.algorithm.optim import AdamOptimizerFactory
+from tianshou.data import Collector, VectorReplayBuffer
+from tianshou.env import DummyVectorEnv
+from tianshou.trainer import OnPolicyTrainerParams
+from torch import nn
+
+import infermax_env  # noqa: F401  (registers the envs)
+from infermax_env.wrappers import FlatObservation, ScalarInfo
+
+
+def make_env(env_id: str) -> gym.Env:
+    return FlatObservation(ScalarInfo(gym.make(env_id, action_mode="sequential")), "obs", "mask", "bool")
+
+
+class MaskedActor(nn.Module):
+    """Logits over the Discrete actions, masked actions set to -inf."""
+
+    def __init__(self, obs_size: int, num_actions: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_size, 128), nn.Tanh(), nn.Linear(128, num_actions))
+
+    def forward(self, obs, state=None, info=None):
+        logits = self.net(torch.as_tensor(obs.obs, dtype=torch.float32))
+        mask = torch.as_tensor(obs.mask, dtype=torch.bool)
+        return logits.masked_fill(~mask, float("-inf")), state
+
+
+class Critic(nn.Module):
+    def __init__(self, obs_size: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_size, 128), nn.Tanh(), nn.Linear(128, 1))
+
+    def forward(self, obs, **kwargs):
+        return self.net(torch.as_tensor(obs.obs, dtype=torch.float32))
+
+
+def main(argv=None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env-id", default="InferMax-Tiny-v0")
+    parser.add_argument("--num-envs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epoch-steps", type=int, default=5000, help="env steps per epoch")
+    parser.add_argument("--collect-steps", type=int, default=1000, help="env steps per PPO update")
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    train_envs = DummyVectorEnv([lambda: make_env(args.env_id)] * args.num_envs)
+    test_envs = DummyVectorEnv([lambda: make_env(args.env_id)] * 2)
+    train_envs.seed(args.seed)
+    test_envs.seed(args.seed + 1000)
+    space = make_env(args.env_id).observation_space
+    obs_size, num_actions = space["obs"].shape[0], space["mask"].shape[0]
+    policy = DiscreteActorPolicy(actor=MaskedActor(obs_size, num_actions), action_space=gym.spaces.Discrete(num_actions),
+                                 deterministic_eval=True)
+    algorithm = PPO(policy=policy, critic=Critic(obs_size), optim=AdamOptimizerFactory(lr=3e-4), max_grad_norm=0.5)
+    train_collector = Collector(algorithm, train_envs, VectorReplayBuffer(args.collect_steps, args.num_envs))
+    test_collector = Collector(algorithm, test_envs)
+    result = algorithm.run_training(OnPolicyTrainerParams(
+        training_collector=train_collector, test_collector=test_collector, max_epochs=args.epochs,
+        epoch_num_steps=args.epoch_steps, collection_step_num_env_steps=args.collect_steps,
+        update_step_num_repetitions=4, test_step_num_episodes=2, batch_size=args.batch_size, show_progress=False))
+    print(f"best test return {result.best_reward:.3f} after {result.timing.total_time:.0f} s")
+    return {"best_reward": float(result.best_reward)}
+
+
+if __name__ == "__main__":
+    main()
