@@ -1,111 +1,489 @@
-"""Reproduce the two source papers' headline comparisons on the simulator.
+"""The two source papers' headline findings on the simulator: when preemption pays (INFERMAX) and SageSched
+across loads. Writes docs/findings.md and its figures.
 
-1. INFERMAX (Kim et al.): in its setting (Llama-3-70B, TP 4, A100 80GB, LinearCostModel, M = 100,000,
-   C = 16,384, Azure 2023 conv and code traces replayed whole) compare total GPU time and mean TTLT of the
-   preempting schedulers with their no-eviction counterparts (``*_noe``: reserve I + O - 1 at admission).
-   The paper reports that preemption cuts GPU cost by about 30%. A synthetic long-output workload (outputs
-   twice as long as prompts) is added to show where preemption pays.
-2. SageSched (Gan et al.): mean TTLT of the Gittins policy on predicted output-length distributions against
-   FCFS (vLLM, Sarathi, and global FCFS in SageSched's own batch structure) and SJF on the predicted length,
-   at loads where queues form (conv at half its rate, code at its rate). The paper reports > 28.7% better.
+Every run is the landed simulator with INFERMAX's cost model (Llama-3-70B, TP 4, A100 80GB, LinearCostModel)
+and C = 16,384. Experiments (each checkpoints its runs to ``<out>/<experiment>.json`` and resumes from it):
 
-    python benchmarks/paper_findings.py [--jobs 2] [--out results/paper_findings] [--window START:END]
-                                        [--experiments infermax sagesched]
+* ``phase``: offline batches of B = 1,024 identical requests (INFERMAX v1/v2's setting), prompt I x output O
+  x KV capacity M, GPU time of vLLM (evict + recompute) against three no-preemption vLLMs: the exact
+  I + O - 1 reservation (oracle, INFERMAX's ``vllm_noe``), ``max_tokens`` = 2,048 and ``max_model_len`` =
+  4,096 (Vidur's Orca). ``--grid full`` doubles the resolution.
+* ``flip``: the same for I = 128, O = 512 over M, and for I = 128, M = 4,096 over O: where the sign flips.
+* ``traces``: the Azure conv and code traces (raw, and preprocessed as INFERMAX's loader does) at
+  M = 100,000 and 50,000 against the exact reservation and fixed ``max_tokens`` / ``max_model_len``.
+* ``optimal``: CP-SAT's GPU-time optimum on Tiny instances with eviction allowed and forbidden, beside
+  vLLM and its exact-reservation variant.
+* ``sagesched``: mean and p99 TTLT of sagesched, SJF on the same predictions, FCFS and vLLM on conv and code
+  at 0.25x-1.5x their rate (output lengths hidden).
+* ``report``: docs/findings.md and docs/findings_*.png from the stored results.
 
-``--window`` replays only part of each trace (a quick check); the published figures use the whole traces.
-Each experiment writes results.csv/json, ttlt_cdf.png and bars.png into its own folder under ``--out``.
+    python benchmarks/paper_findings.py phase flip traces optimal sagesched report [--jobs 2]
+    python benchmarks/paper_findings.py headline     # the INFERMAX-style ~30% saving and its sign flip, printed
+
+``--out`` (default results/paper_findings) holds the JSON checkpoints; ``--window START:END`` limits the
+traces (a quick check; the report states the window).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from baselines.compare import RunResult, RunSetup, SchedulerSpec, format_table, run_many, write_results
-from infermax_env import LinearCostModel, LogNormal, SyntheticGenerator, Workload, load_azure_trace
-from infermax_env.instances import INFERMAX_ENGINE
+from baselines.compare import RunSetup, SchedulerSpec, run_one
+from infermax_env import EngineConfig, LinearCostModel, Workload, load_azure_trace
+from infermax_env.instances import TINY_ENGINE, tiny_setting
+from infermax_env.offline import OfflineBatch, infermax_trace
 
-PREEMPTION_PAIRS = (("vllm", "vllm_noe"), ("sarathi", "sarathi_noe"), ("infermax", "infermax_noe"),
-                    ("sort_prompt", "sort_prompt_noe"), ("srpt", "srpt_noe"))
-SAGESCHED_RIVALS = ("vllm", "sarathi", "sort_arrival", "sjf_predicted")
-SAGESCHED_LOADS = (("conv", 0.5), ("code", 1.0))
-LONG_OUTPUT = SyntheticGenerator(num_requests=3000, prompt=LogNormal(300, 1.0, 8000), output=LogNormal(600, 1.0, 4000),
-                                 arrival="poisson", rate=3.0, name="synthetic-long-output")
+TOKEN_BUDGET = 16_384
+BATCH = 1024
+GRIDS = {"small": (32, 128, 512, 2048), "full": (16, 32, 64, 128, 256, 512, 1024, 2048)}
+CAPACITIES = (4096, 16_384, 100_000)
+RIVALS = {"exact I+O-1 (oracle)": "vllm_noe", "max_tokens=2048": "vllm_cap:max_tokens=2048",
+          "max_model_len=4096": "vllm_cap:max_model_len=4096"}
+FLIP_REQUEST = (128, 512)
+FLIP_CAPACITIES = (4096, 8192, 16_384, 32_768, 65_536, 131_072)
+FLIP_OUTPUTS = (8, 16, 32, 64, 128, 256, 512, 1024)
+TRACE_CAPACITIES = (100_000, 50_000)
+SAGESCHED_SCHEDULERS = ("sagesched", "sjf_predicted", "sort_arrival", "vllm")
+SAGESCHED_RATES = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+SAGESCHED_BAND = 0.287
+OPTIMAL_TIME_LIMIT = 30.0
+SUMMARY_KEYS = ("total_gpu_time", "mean_ttlt", "p99_ttlt", "evictions", "recomputed_tokens", "makespan")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def _trace(kind: str, args: argparse.Namespace) -> Workload:
-    trace = load_azure_trace(kind, args.trace_dir)
-    return trace.window(*args.window) if args.window else trace
+# ---- runs and checkpoints ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One simulator run: a workload, a KV capacity and a scheduler spec (``name`` or ``name:key=value``)."""
+
+    key: str
+    workload: Workload
+    capacity: int
+    scheduler: str
+    oracle: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
-def preemption_report(results: list[RunResult]) -> str:
-    """Per pair: GPU time and mean TTLT with and without preemption, and the change preemption makes."""
-    by_name = {r.scheduler: r for r in results}
-    lines = [f"{'pair':28s} {'GPU s (evict)':>14s} {'GPU s (noe)':>12s} {'GPU change':>11s} "
-             f"{'TTLT (evict)':>13s} {'TTLT (noe)':>11s} {'evictions':>10s}"]
-    for evicting, reserving in PREEMPTION_PAIRS:
-        a, b = by_name[evicting].summary, by_name[reserving].summary
-        change = (a["total_gpu_time"] - b["total_gpu_time"]) / b["total_gpu_time"]
-        lines.append(f"{evicting + ' vs ' + reserving:28s} {a['total_gpu_time']:14.1f} {b['total_gpu_time']:12.1f} "
-                     f"{change:+11.1%} {a['mean_ttlt']:13.2f} {b['mean_ttlt']:11.2f} {int(a['evictions']):10d}")
+def run_case(case: Case) -> dict[str, Any]:
+    spec = SchedulerSpec.parse(case.scheduler)
+    setup = RunSetup(case.workload, LinearCostModel(), EngineConfig(kv_capacity=case.capacity, token_budget=TOKEN_BUDGET),
+                     oracle=case.oracle, label=case.key)
+    result = run_one(spec, setup)
+    row = {k: float(result.summary[k]) for k in SUMMARY_KEYS if k in result.summary}
+    return {**case.meta, "scheduler": case.scheduler, "capacity": case.capacity, **row, "wall_s": result.wall_s}
+
+
+class Checkpoint:
+    """Rows keyed by case, stored as JSON after every completed run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.rows, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def run_cases(cases: list[Case], checkpoint: Checkpoint, jobs: int, desc: str) -> None:
+    """Run the cases the checkpoint lacks, ``jobs`` processes at a time, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    todo = [case for case in cases if case.key not in checkpoint.rows]
+    print(f"{desc}: {len(cases) - len(todo)} of {len(cases)} runs stored in {checkpoint.path}")
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc=desc, unit="run")
+    if jobs <= 1:
+        for case in todo:
+            checkpoint.rows[case.key] = run_case(case)
+            checkpoint.save()
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(run_case, case): case.key for case in todo}
+            for future in as_completed(futures):
+                checkpoint.rows[futures[future]] = future.result()
+                checkpoint.save()
+                bar.update()
+    bar.close()
+
+
+def preemption_cases(prompt: int, output: int, capacity: int, experiment: str, batch: int = BATCH) -> list[Case]:
+    """vLLM and every no-preemption rival on one offline batch of ``batch`` requests."""
+    workload = OfflineBatch.uniform(prompt, output, batch)(np.random.default_rng(0))
+    meta = {"prompt": prompt, "output": output}
+    return [Case(f"{experiment}|I{prompt}|O{output}|M{capacity}|{spec}", workload, capacity, spec, meta=meta)
+            for spec in ("vllm", *RIVALS.values())]
+
+
+def change(rows: dict[str, dict], key: str, rival: str, metric: str = "total_gpu_time") -> float:
+    """Relative change of vLLM against ``rival`` (negative: preemption saves); NaN when a run is missing."""
+    a, b = rows.get(f"{key}|vllm"), rows.get(f"{key}|{rival}")
+    if a is None or b is None:
+        return math.nan
+    return a[metric] / b[metric] - 1
+
+
+# ---- experiments ----------------------------------------------------------------------------------------------
+def phase_experiment(args: argparse.Namespace) -> None:
+    values = GRIDS[args.grid]
+    cases = [case for capacity in CAPACITIES for prompt in values for output in values
+             for case in preemption_cases(prompt, output, capacity, "phase")]
+    cases.sort(key=lambda c: c.meta["output"] * (c.meta["prompt"] + c.meta["output"]) / c.capacity)  # cheap first
+    run_cases(cases, Checkpoint(args.out / "phase.json"), args.jobs, "phase diagram")
+
+
+def flip_experiment(args: argparse.Namespace) -> None:
+    prompt, output = FLIP_REQUEST
+    cases = [case for capacity in FLIP_CAPACITIES for case in preemption_cases(prompt, output, capacity, "flip")]
+    cases += [case for o in FLIP_OUTPUTS for case in preemption_cases(prompt, o, 4096, "flip")]
+    unique = list({case.key: case for case in cases}.values())
+    run_cases(unique, Checkpoint(args.out / "flip.json"), args.jobs, "sign flip")
+
+
+def _traces(args: argparse.Namespace) -> dict[str, Workload]:
+    out = {}
+    for kind in ("conv", "code"):
+        for label, workload in (("raw", load_azure_trace(kind, args.trace_dir)),
+                                ("infermax", infermax_trace(kind, args.trace_dir))):
+            out[f"{kind}-{label}"] = workload.window(*args.window) if args.window else workload
+    return out
+
+
+def trace_rivals(workload: Workload, preprocessed: bool) -> dict[str, str]:
+    """The no-preemption rivals on a trace: exact, the trace's own maximum output, 2,048 and 4,096 tokens, and
+    (where every prompt fits) a 4,096-token max_model_len."""
+    rivals = {"exact I+O-1 (oracle)": "vllm_noe",
+              f"max_tokens=trace max ({int(workload.output_len.max())})":
+                  f"vllm_cap:max_tokens={int(workload.output_len.max())}",
+              "max_tokens=2048": "vllm_cap:max_tokens=2048", "max_tokens=4096": "vllm_cap:max_tokens=4096"}
+    if preprocessed:
+        rivals["max_model_len=4096"] = "vllm_cap:max_model_len=4096"
+    return rivals
+
+
+def traces_experiment(args: argparse.Namespace) -> None:
+    cases = []
+    for name, workload in _traces(args).items():
+        for capacity in TRACE_CAPACITIES:
+            key = f"traces|{name}|M{capacity}"
+            for spec in ("vllm", *trace_rivals(workload, name.endswith("infermax")).values()):
+                cases.append(Case(f"{key}|{spec}", workload, capacity, spec, meta={"trace": name}))
+    run_cases(cases, Checkpoint(args.out / "traces.json"), args.jobs, "traces")
+
+
+def optimal_instances() -> dict[str, Workload]:
+    """Tiny instances: six random ones (4-6 requests) and two offline batches, long outputs and short requests."""
+    out = {f"tiny-{n}req-seed{seed}": tiny_setting(n).sample(seed) for n, seed in ((4, 0), (4, 1), (5, 2), (5, 3),
+                                                                                  (6, 4), (6, 5))}
+    out["batch I3 O10 x6"] = OfflineBatch.uniform(3, 10, 6)(np.random.default_rng(0))
+    out["batch I10 O3 x6"] = OfflineBatch.uniform(10, 3, 6)(np.random.default_rng(0))
+    return out
+
+
+def optimal_experiment(args: argparse.Namespace) -> None:
+    from baselines import make_scheduler
+    from baselines.optimal import solve_optimal
+    from infermax_env import Simulator
+    from tqdm.auto import tqdm
+
+    checkpoint = Checkpoint(args.out / "optimal.json")
+    cost = LinearCostModel()
+    for name, workload in tqdm(optimal_instances().items(), desc="CP-SAT on Tiny", unit="instance"):
+        if name in checkpoint.rows:
+            continue
+        row: dict[str, Any] = {"prompts": workload.prompt_len.tolist(), "outputs": workload.output_len.tolist()}
+        for heuristic in ("vllm", "vllm_noe"):
+            sim = Simulator(workload, cost, TINY_ENGINE)
+            metrics = sim.run(make_scheduler(heuristic))
+            row[heuristic] = {"gpu": sim.total_batch_time, "evictions": int(metrics.summary["evictions"])}
+        for allow in (True, False):
+            result = solve_optimal(workload, cost, TINY_ENGINE, "gpu_time", time_limit=OPTIMAL_TIME_LIMIT, workers=1,
+                                   allow_eviction=allow)
+            row["optimum" if allow else "optimum_noe"] = {
+                "gpu": result.replayed_objective, "status": result.status, "gap": result.gap,
+                "evictions": int(result.replayed.summary["evictions"]), "wall_s": result.wall_time}
+        checkpoint.rows[name] = row
+        checkpoint.save()
+
+
+def sagesched_experiment(args: argparse.Namespace) -> None:
+    cases = []
+    for kind in ("conv", "code"):
+        trace = load_azure_trace(kind, args.trace_dir)
+        trace = trace.window(*args.window) if args.window else trace
+        for rate in SAGESCHED_RATES:
+            workload = trace.scale_rate(rate)
+            for spec in SAGESCHED_SCHEDULERS:
+                cases.append(Case(f"sagesched|{kind}|x{rate:g}|{spec}", workload, 100_000, spec, oracle=False,
+                                  meta={"trace": kind, "rate": rate}))
+    run_cases(cases, Checkpoint(args.out / "sagesched.json"), args.jobs, "SageSched across loads")
+
+
+def headline(args: argparse.Namespace) -> None:
+    """The INFERMAX-style saving and its sign flip, computed and printed (no checkpoint)."""
+    prompt, output = FLIP_REQUEST
+    for capacity in (4096, 16_384, 65_536):
+        rows = {case.key: run_case(case) for case in preemption_cases(prompt, output, capacity, "headline")}
+        key = f"headline|I{prompt}|O{output}|M{capacity}"
+        print(f"offline batch of {BATCH} x (I={prompt}, O={output}), M={capacity}: vllm GPU "
+              f"{rows[key + '|vllm']['total_gpu_time']:.0f} s; change against "
+              + ", ".join(f"{label}: {change(rows, key, spec):+.1%}" for label, spec in RIVALS.items()))
+
+
+# ---- report -----------------------------------------------------------------------------------------------------
+def _load(args: argparse.Namespace, name: str) -> dict[str, dict]:
+    path = args.out / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _pct(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:+.1%}"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def sagesched_report(results: list[RunResult]) -> str:
-    by_name = {r.scheduler: r.summary["mean_ttlt"] for r in results}
-    ours = by_name["sagesched"]
-    return "\n".join(f"sagesched mean TTLT {ours:.2f} s vs {rival} {by_name[rival]:.2f} s: "
-                     f"{(by_name[rival] - ours) / by_name[rival]:.1%} lower" for rival in SAGESCHED_RIVALS)
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+TRACE_MARKERS = {"conv": (1020, 129), "code": (1469, 13)}  # median (I, O) of the Azure 2023 traces
+
+
+def plot_phase(rows: dict[str, dict], values: tuple[int, ...], path: Path) -> Path | None:
+    plt = _pyplot()
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(RIVALS), len(CAPACITIES), figsize=(4.2 * len(CAPACITIES), 3.7 * len(RIVALS)),
+                             squeeze=False)
+    logs = np.log2(values)
+    step = logs[1] - logs[0]
+    for i, (label, rival) in enumerate(RIVALS.items()):
+        for j, capacity in enumerate(CAPACITIES):
+            ax = axes[i][j]
+            grid = np.array([[change(rows, f"phase|I{p}|O{o}|M{capacity}", rival) for o in values] for p in values])
+            image = ax.imshow(np.clip(grid * 100, -60, 60), origin="lower", cmap="RdBu_r", vmin=-60, vmax=60,
+                              extent=(logs[0] - step / 2, logs[-1] + step / 2, logs[0] - step / 2, logs[-1] + step / 2))
+            for a, p in enumerate(values):
+                for b, o in enumerate(values):
+                    if math.isfinite(grid[a, b]):
+                        ax.text(logs[b], logs[a], f"{grid[a, b] * 100:+.0f}", ha="center", va="center", fontsize=7)
+            for trace, (p, o) in TRACE_MARKERS.items():
+                ax.plot(math.log2(o), math.log2(p), marker="*", color="black", markersize=11)
+                ax.annotate(trace, (math.log2(o), math.log2(p)), xytext=(4, 4), textcoords="offset points", fontsize=8)
+            ax.set_xlim(min(logs[0], math.log2(13)) - step / 2 - 0.3, logs[-1] + step / 2)
+            ax.set_xticks(logs, [str(v) for v in values], fontsize=7)
+            ax.set_yticks(logs, [str(v) for v in values], fontsize=7)
+            ax.set_xlabel("output length O")
+            ax.set_ylabel("prompt length I")
+            ax.set_title(f"vs {label}, M={capacity:,}", fontsize=9)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="GPU time change of preempting vLLM (%) (blue: preemption saves)")
+    fig.suptitle(f"When preemption pays: offline batches of {BATCH} requests (stars: median request of the traces)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_sagesched(rows: dict[str, dict], path: Path) -> Path | None:
+    plt = _pyplot()
+    if not rows:
+        return None
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
+    for j, kind in enumerate(("conv", "code")):
+        for i, metric in enumerate(("mean_ttlt", "p99_ttlt")):
+            ax = axes[i][j]
+            for spec in SAGESCHED_SCHEDULERS:
+                points = [(rate, rows[k][metric]) for rate in SAGESCHED_RATES
+                          if (k := f"sagesched|{kind}|x{rate:g}|{spec}") in rows]
+                if points:
+                    ax.plot(*zip(*points), marker="o", label=spec)
+            ax.set_yscale("log")
+            ax.set_xlabel("arrival rate (x the trace's)")
+            ax.set_ylabel(f"{'mean' if i == 0 else 'p99'} TTLT (s)")
+            ax.set_title(f"{kind} trace", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def report(args: argparse.Namespace) -> None:
+    sections = [REPORT_HEAD.format(batch=BATCH, window=f"{args.window[0]:g}-{args.window[1]:g} s"
+                                   if args.window else "whole")]
+    phase, flip, traces = _load(args, "phase"), _load(args, "flip"), _load(args, "traces")
+    optimal, sagesched = _load(args, "optimal"), _load(args, "sagesched")
+    sections += [phase_section(args, phase), flip_section(flip), traces_section(traces), optimal_section(optimal),
+                 sagesched_section(args, sagesched)]
+    args.docs.mkdir(parents=True, exist_ok=True)
+    (args.docs / "findings.md").write_text("\n\n".join(sections) + "\n")
+    print(f"wrote {args.docs / 'findings.md'}")
+
+
+def phase_section(args: argparse.Namespace, rows: dict[str, dict]) -> str:
+    values = GRIDS[args.grid]
+    plot_phase(rows, values, args.docs / "findings_phase.png")
+    tables = []
+    for capacity in CAPACITIES:
+        body = [[f"I={p}"] + [" / ".join(_pct(change(rows, f"phase|I{p}|O{o}|M{capacity}", rival))
+                                         for rival in RIVALS.values()) for o in values] for p in values]
+        tables.append(f"M = {capacity:,}; each cell: vs " + " / vs ".join(RIVALS) + ":\n\n"
+                      + _table(["", *(f"O={o}" for o in values)], body))
+    return PHASE_TEXT + "\n\n" + "\n\n".join(tables)
+
+
+def flip_section(rows: dict[str, dict]) -> str:
+    prompt, output = FLIP_REQUEST
+    by_m = [[f"{m:,}"] + [_pct(change(rows, f"flip|I{prompt}|O{output}|M{m}", rival)) for rival in RIVALS.values()]
+            + [f"{rows.get(f'flip|I{prompt}|O{output}|M{m}|vllm', {}).get('evictions', math.nan):.0f}"]
+            for m in FLIP_CAPACITIES]
+    by_o = [[str(o)] + [_pct(change(rows, f"flip|I{prompt}|O{o}|M4096", rival)) for rival in RIVALS.values()]
+            + [f"{rows.get(f'flip|I{prompt}|O{o}|M4096|vllm', {}).get('recomputed_tokens', math.nan):.0f}"]
+            for o in FLIP_OUTPUTS]
+    return FLIP_TEXT.format(batch=BATCH, prompt=prompt, output=output) + "\n\n" + _table(
+        ["M", *RIVALS, "vLLM evictions"], by_m) + "\n\n" + f"Over O at I = {prompt}, M = 4,096:\n\n" + _table(
+        ["O", *RIVALS, "vLLM recomputed tokens"], by_o)
+
+
+def traces_section(rows: dict[str, dict]) -> str:
+    body = []
+    for key in sorted({k.rsplit("|", 1)[0] for k in rows}):
+        _, name, m = key.split("|")
+        base = rows.get(f"{key}|vllm")
+        if base is None:
+            continue
+        rivals = [(k.rsplit("|", 1)[1], r) for k, r in rows.items() if k.startswith(key + "|") and not k.endswith("|vllm")]
+        for spec, rival in sorted(rivals):
+            body.append([name, m[1:], spec, f"{base['total_gpu_time']:.0f}", f"{rival['total_gpu_time']:.0f}",
+                         _pct(base["total_gpu_time"] / rival["total_gpu_time"] - 1),
+                         _pct(base["mean_ttlt"] / rival["mean_ttlt"] - 1), f"{base['evictions']:.0f}"])
+    return TRACES_TEXT + "\n\n" + _table(["trace", "M", "no-preemption rival", "vLLM GPU s", "rival GPU s",
+                                          "GPU change", "mean TTLT change", "vLLM evictions"], body)
+
+
+def optimal_section(rows: dict[str, dict]) -> str:
+    body = []
+    for name, row in rows.items():
+        opt, noe = row["optimum"], row["optimum_noe"]
+        body.append([name, f"{row['vllm']['gpu']:.3f}", f"{row['vllm_noe']['gpu']:.3f}",
+                     _pct(row["vllm"]["gpu"] / row["vllm_noe"]["gpu"] - 1),
+                     f"{opt['gpu']:.3f} ({opt['status'].lower()}, {opt['evictions']} evictions)",
+                     f"{noe['gpu']:.3f} ({noe['status'].lower()})", _pct(opt["gpu"] / noe["gpu"] - 1)])
+    return OPTIMAL_TEXT.format(limit=OPTIMAL_TIME_LIMIT) + "\n\n" + _table(
+        ["instance", "vLLM GPU s", "vllm_noe GPU s", "vLLM change", "optimum, eviction allowed",
+         "optimum, no eviction", "optimum's change"], body)
+
+
+def sagesched_section(args: argparse.Namespace, rows: dict[str, dict]) -> str:
+    plot_sagesched(rows, args.docs / "findings_sagesched.png")
+    body = []
+    for kind in ("conv", "code"):
+        for rate in SAGESCHED_RATES:
+            got = {spec: rows.get(f"sagesched|{kind}|x{rate:g}|{spec}") for spec in SAGESCHED_SCHEDULERS}
+            if any(v is None for v in got.values()):
+                continue
+            ours, sjf = got["sagesched"], got["sjf_predicted"]
+            gain = 1 - ours["mean_ttlt"] / sjf["mean_ttlt"]
+            body.append([kind, f"{rate:g}x"] + [f"{got[s]['mean_ttlt']:.1f} / {got[s]['p99_ttlt']:.0f}"
+                                               for s in SAGESCHED_SCHEDULERS]
+                        + [f"{gain:.1%}", f"{1 - ours['p99_ttlt'] / sjf['p99_ttlt']:.1%}",
+                           "yes" if gain >= SAGESCHED_BAND else "no"])
+    return SAGESCHED_TEXT + "\n\n" + _table(
+        ["trace", "rate", *(f"{s} mean / p99 TTLT s" for s in SAGESCHED_SCHEDULERS),
+         "sagesched vs SJF (mean)", "(p99)", ">= 28.7%"], body)
+
+
+REPORT_HEAD = """# Findings: when preemption pays, and SageSched across loads
+
+Written by `python benchmarks/paper_findings.py report` from the runs stored by the experiments below (traces:
+{window}). Every number is the simulator's (INFERMAX's linear cost model for Llama-3-70B, TP 4, A100 80GB;
+C = 16,384; recompute preemption; block size 1). GPU time is the sum of batch times (INFERMAX's "GPU cost");
+a change is preempting vLLM against a no-preemption vLLM, negative where preemption saves.
+Offline batches hold {batch} identical requests at time 0."""
+
+PHASE_TEXT = """## The phase diagram of preemption (`phase`)
+
+`python benchmarks/paper_findings.py phase report` ([figure](findings_phase.png)): vLLM (admit on the prompt,
+evict the newest request and recompute it later) against three no-preemption vLLMs: the exact I + O - 1
+reservation (an oracle: it needs the true output length, INFERMAX's `vllm_noe`), a fixed `max_tokens` = 2,048
+(I + 2,047 reserved, `vllm_cap:max_tokens=2048`) and a fixed `max_model_len` = 4,096 (4,096 reserved
+whatever the prompt, as Vidur's Orca; `vllm_cap:max_model_len=4096`). The stars mark the traces' median
+request (conv: I = 1,020, O = 129; code: I = 1,469, O = 13).
+
+![phase diagram](findings_phase.png)"""
+
+FLIP_TEXT = """## Where INFERMAX's ~30% appears and where the sign flips (`flip`)
+
+`python benchmarks/paper_findings.py flip report`: {batch} requests of I = {prompt}, O = {output} over M (and over
+O at M = 4,096). `python benchmarks/paper_findings.py headline` prints the M = 4,096 / 16,384 / 65,536 rows
+directly."""
+
+TRACES_TEXT = """## The Azure traces in INFERMAX's trace setting (`traces`)
+
+`python benchmarks/paper_findings.py traces report`: each trace replayed with its arrivals, raw and as INFERMAX's
+loader prepares it (first request dropped, lengths shuffled against arrivals with seed 42, I + O capped at
+4,096 by cutting both in proportion: `infermax_env.offline.infermax_trace`)."""
+
+OPTIMAL_TEXT = """## The CP-SAT optimum's eviction choices on Tiny (`optimal`)
+
+`python benchmarks/paper_findings.py optimal report`: `baselines.optimal.solve_optimal(..., "gpu_time",
+time_limit={limit:g}, workers=1)` with `allow_eviction` True and False on Tiny instances (M = 48, C = 32), beside
+vLLM and `vllm_noe` on the same instances. "optimal" is proven; "feasible" is the best found in the time."""
+
+SAGESCHED_TEXT = """## SageSched across loads (`sagesched`)
+
+`python benchmarks/paper_findings.py sagesched report` ([figure](findings_sagesched.png)): each trace replayed
+at 0.25x-1.5x its arrival rate, M = 100,000, output lengths hidden from every scheduler. `sagesched` (Gittins
+index of the predicted hybrid cost) against `sjf_predicted` (SJF on the same online predictor: the like-for-like
+rival), `sort_arrival` (FCFS in the same batch structure) and `vllm`. The paper reports SageSched >= 28.7%
+better; the last columns say per load whether sagesched's mean TTLT is that much below SJF's.
+
+![SageSched across loads](findings_sagesched.png)"""
+
+EXPERIMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "phase": phase_experiment, "flip": flip_experiment, "traces": traces_experiment, "optimal": optimal_experiment,
+    "sagesched": sagesched_experiment, "headline": headline, "report": report}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiments", nargs="+", choices=tuple(EXPERIMENTS))
+    parser.add_argument("--out", type=Path, default=Path("results/paper_findings"), help="JSON checkpoints")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="where report writes findings.md and its figures")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--grid", choices=tuple(GRIDS), default="small", help="phase-diagram resolution")
     parser.add_argument("--trace-dir", default=None, help="folder with azure_<kind>_2023.csv")
     parser.add_argument("--window", type=lambda t: tuple(float(x) for x in t.split(":")), default=None,
                         help="START:END seconds of each trace instead of the whole trace")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default="results/paper_findings")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic long-output workload")
-    parser.add_argument("--experiments", nargs="+", choices=("infermax", "sagesched"),
-                        default=["infermax", "sagesched"])
     args = parser.parse_args()
-    out = Path(args.out)
-    cost = LinearCostModel()
-    started = time.perf_counter()
-
-    if "infermax" in args.experiments:
-        infermax_experiment(args, cost, out)
-    if "sagesched" in args.experiments:
-        sagesched_experiment(args, cost, out)
-    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s; figures and tables under {out}")
-
-
-def infermax_experiment(args: argparse.Namespace, cost: LinearCostModel, out: Path) -> None:
-    specs = [SchedulerSpec.parse(name) for pair in PREEMPTION_PAIRS for name in pair]
-    workloads = [_trace("conv", args), _trace("code", args), LONG_OUTPUT(np.random.default_rng(args.seed))]
-    for workload in workloads:
-        setup = RunSetup(workload, cost, INFERMAX_ENGINE, label=workload.name)
-        results = run_many(specs, [setup], jobs=args.jobs)
-        print(f"\n== INFERMAX setting, {workload.name}: {len(workload)} requests over {workload.duration:.0f} s ==")
-        print(format_table(results))
-        print(preemption_report(results))
-        write_results(results, out / f"infermax_{workload.name}", {"experiment": "infermax", "workload": workload.name})
-
-
-def sagesched_experiment(args: argparse.Namespace, cost: LinearCostModel, out: Path) -> None:
-    specs = [SchedulerSpec.parse(name) for name in ("sagesched",) + SAGESCHED_RIVALS]
-    for kind, scale in SAGESCHED_LOADS:
-        workload = _trace(kind, args).scale_rate(scale)
-        setup = RunSetup(workload, cost, INFERMAX_ENGINE, oracle=False, label=f"{kind} x{scale:g}")
-        results = run_many(specs, [setup], jobs=args.jobs)
-        print(f"\n== SageSched comparison, {kind} at {scale:g}x its rate: {len(workload)} requests over "
-              f"{workload.duration:.0f} s (output lengths hidden) ==")
-        print(format_table(results))
-        print(sagesched_report(results))
-        write_results(results, out / f"sagesched_{kind}", {"experiment": "sagesched", "workload": kind, "rate": scale})
+    for name in args.experiments:
+        started = time.perf_counter()
+        EXPERIMENTS[name](args)
+        print(f"{name}: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

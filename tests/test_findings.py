@@ -136,9 +136,9 @@ def gpu_change(prompt: int, output: int, count: int, capacity: int, rival: str, 
 def test_preemption_pays_for_long_outputs_and_hurts_for_short_ones():
     """Long outputs: the exact reservation keeps KV idle for the whole output, preemption fills it (INFERMAX's
     saving); short prompts and outputs in the same M: vLLM evicts and recomputes, the reservation wastes little."""
-    assert gpu_change(128, 512, 128, 4096, "vllm_noe") < -0.15
-    assert gpu_change(32, 32, 512, 4096, "vllm_noe") > 0.15
-    assert gpu_change(128, 512, 128, 4096, "vllm_cap", max_tokens=1024) < gpu_change(128, 512, 128, 4096, "vllm_noe")
+    assert gpu_change(16, 64, 64, 512, "vllm_noe") < -0.15
+    assert gpu_change(8, 8, 256, 512, "vllm_noe") > 0.15
+    assert gpu_change(16, 64, 64, 512, "vllm_cap", max_tokens=128) < gpu_change(16, 64, 64, 512, "vllm_noe")
 
 
 # ---- the findings benchmark's bookkeeping ------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_findings_runs_resume_and_report(tmp_path):
     import argparse
 
     findings = load_benchmark()
-    cases = findings.preemption_cases(32, 32, 4096, "phase")
+    cases = findings.preemption_cases(32, 32, 4096, "phase", batch=128)
     checkpoint = findings.Checkpoint(tmp_path / "phase.json")
     findings.run_cases(cases, checkpoint, jobs=1, desc="test")
     stored = findings.Checkpoint(tmp_path / "phase.json").rows
