@@ -57,17 +57,21 @@ def group_advantages(rewards: list[np.ndarray], times: list[np.ndarray]) -> tupl
 class GroupPPO(PPO):
     """PPO whose updates use :func:`group_advantages` over ``group_size`` rollouts of one window.
 
-    :param env_factory: makes one training env (called ``group_size`` times; each must accept
-        ``reset(options={"workload": w})``, e.g. a :class:`~agents.residual.ResidualEnv`).
+    :param env_factory: makes one training env (called ``group_size`` times, on the first rollout; each must
+        accept ``reset(options={"workload": w})``, e.g. a :class:`~agents.residual.ResidualEnv`). Not saved:
+        set ``model.env_factory`` again after ``GroupPPO.load``.
     :param group_size: rollouts of the same window per update.
     :param curriculum: which windows to draw as training progresses.
     :param window_seed: seeds the stream of training windows (never an evaluation seed).
+    :param progress_fn: training progress in [0, 1] for the curriculum (not saved); default SB3's progress
+        within the current ``learn`` call.
     Other arguments as :class:`~stable_baselines3.PPO` (``env`` gives the spaces; ``n_steps`` is ignored:
     an update has as many steps as its ``group_size`` episodes took).
     """
 
-    def __init__(self, policy: Any, env: Any, *, env_factory: Callable[[], gym.Env], group_size: int = 4,
-                 curriculum: Curriculum | None = None, window_seed: int = 0, **kwargs: Any):
+    def __init__(self, policy: Any, env: Any, *, env_factory: Callable[[], gym.Env] | None = None,
+                 group_size: int = 4, curriculum: Curriculum | None = None, window_seed: int = 0,
+                 progress_fn: Callable[[], float] | None = None, **kwargs: Any):
         if group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {group_size}")
         kwargs.setdefault("gamma", 1.0)
@@ -76,20 +80,30 @@ class GroupPPO(PPO):
         self.curriculum = curriculum or Curriculum()
         self.window_seed = window_seed
         self.windows_drawn = 0
-        self.group_envs = [env_factory() for _ in range(group_size)]
+        self.env_factory = env_factory
+        self.progress_fn = progress_fn
+        self.group_envs: list[gym.Env] = []
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "group_envs"]
+        return [*super()._excluded_save_params(), "group_envs", "env_factory", "progress_fn"]
+
+    @property
+    def progress(self) -> float:
+        return self.progress_fn() if self.progress_fn is not None else 1.0 - self._current_progress_remaining
 
     def next_window(self):
         """The next training window of the curriculum at the current progress."""
         seed = next(islice(training_seeds(self.window_seed), self.windows_drawn, None))
         self.windows_drawn += 1
-        return self.curriculum.draw(1.0 - self._current_progress_remaining, seed)
+        return self.curriculum.draw(self.progress, seed)
 
     def collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps: int) -> bool:
         self.policy.set_training_mode(False)
         callback.on_rollout_start()
+        if not self.group_envs:
+            if self.env_factory is None:
+                raise RuntimeError("GroupPPO has no env_factory (set model.env_factory after loading)")
+            self.group_envs = [self.env_factory() for _ in range(self.group_size)]
         workload = self.next_window()
         envs = self.group_envs
         observations = [e.reset(options={"workload": workload})[0] for e in envs]

@@ -109,6 +109,7 @@ class ResidualEnv(gym.Wrapper):
         if not correction_scale > 0:
             raise ValueError(f"correction_scale must be positive, got {correction_scale!r}")
         self.scheduler = residual_scheduler(base)
+        self._base = base
         self.base_name = base if isinstance(base, str) else type(base).__name__
         self.k = k
         self.correction_scale = float(correction_scale)
@@ -124,6 +125,15 @@ class ResidualEnv(gym.Wrapper):
     @property
     def order(self) -> ResidualOrder:
         return self.scheduler.order
+
+    def base_metrics(self, workload) -> dict[str, float]:
+        """Metric summary of a fresh base heuristic serving ``workload`` on a simulator configured like the env
+        (what a zero correction reproduces)."""
+        if not isinstance(self._base, str):
+            raise ValueError("base_metrics needs the base heuristic by name")
+        cfg = self.env.unwrapped.config
+        sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized)
+        return dict(sim.run(make_scheduler(self._base)).summary)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)

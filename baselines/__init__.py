@@ -14,6 +14,7 @@ from .random_policy import RandomScheduler
 from .rank import SortArrivalScheduler, SortOutputScheduler, SortPromptScheduler, SRPTScheduler
 from .sagesched import PredictedSJFScheduler, SageSchedScheduler
 from .sarathi import SarathiScheduler
+from .tuned import TunedScheduler
 from .variants import ReservationExceededError, capped_no_eviction, chunked_preset, oracle_no_eviction
 from .vllm import VLLMScheduler
 
@@ -50,6 +51,7 @@ SCHEDULERS: dict[str, type] = {
     "infermax_noe": InferMaxNoEvictionScheduler,
     "sagesched": SageSchedScheduler,
     "sjf_predicted": PredictedSJFScheduler,
+    "tuned": TunedScheduler,
     "mlfq": MLFQScheduler,
     "random": RandomScheduler,
 }
@@ -78,6 +80,6 @@ __all__ = [
     "Sarathi512Scheduler", "SarathiCapScheduler",
     "SarathiNoEvictionScheduler", "SarathiScheduler", "SortArrivalNoEvictionScheduler", "SortArrivalScheduler",
     "SortOutputNoEvictionScheduler", "SortOutputScheduler", "SortPromptNoEvictionScheduler", "SortPromptScheduler",
-    "StaticBatchScheduler", "VLLMCapScheduler", "VLLMNoEvictionScheduler", "VLLMScheduler", "capped_no_eviction",
-    "make_scheduler", "oracle_no_eviction",
+    "StaticBatchScheduler", "TunedScheduler", "VLLMCapScheduler", "VLLMNoEvictionScheduler", "VLLMScheduler",
+    "capped_no_eviction", "make_scheduler", "oracle_no_eviction",
 ]

@@ -1,0 +1,192 @@
+"""Train the residual agent (:mod:`agents.residual`) on InferMax-v0 with :class:`~agents.group_rollouts.GroupPPO`.
+
+    python -m agents.train_residual --seed 0 --minutes 60 --output-dir runs/residual-0
+    python -m agents.train_residual --resume runs/residual-0/checkpoint.zip --minutes 30 --output-dir runs/residual-0
+
+The agent starts as the base heuristic (zero correction). Every ``--validate-every`` updates it is scored on
+validation windows (seeds ``15,000,000 + i``, disjoint from training and from the evaluation seeds
+``10,000,000 + i``) by the mean of (its sum of TTLT / the base heuristic's) over the windows; ``best_model.zip``
+is only replaced by a policy that scores below every earlier one, and the zero-correction policy scores
+exactly 1.0, so a best model that was never replaced *is* the base heuristic. ``checkpoint.zip`` (and
+``progress.json``) are written after every update, so ``--resume`` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from .builders import attach_metadata
+from .curriculum import Curriculum
+from .group_rollouts import GroupPPO
+from .policies import SlotScoringPolicy
+from .residual import RESIDUAL_POLICY_KWARGS, ResidualEnv, make_residual_env, zero_correction_head
+
+ENV_ID = "InferMax-v0"
+VALIDATION_SEED_OFFSET = 15_000_000
+HYPERPARAMETERS = {"learning_rate": 1e-4, "n_steps": 1024, "batch_size": 512, "n_epochs": 4, "clip_range": 0.2,
+                   "ent_coef": 0.0, "vf_coef": 0.0, "max_grad_norm": 0.5, "gamma": 1.0}
+"""PPO settings; ``vf_coef`` 0 because the group baseline replaces the value function in the advantages."""
+
+
+def residual_metadata(base: str, window: int, correction_scale: float, env_kwargs: dict[str, Any]) -> dict:
+    """What train.py's ``--eval-only`` needs to rebuild the env a residual checkpoint acts in."""
+    return {"base": base, "window": window, "correction_scale": correction_scale, "env_kwargs": env_kwargs}
+
+
+def env_from_metadata(meta: dict[str, Any], env_window: int | None = None, **overrides: Any) -> ResidualEnv:
+    """The :class:`ResidualEnv` described by :func:`residual_metadata` (``overrides`` go to ``gym.make``)."""
+    return make_residual_env(ENV_ID, meta["base"], window=meta["window"], env_window=env_window,
+                             correction_scale=meta["correction_scale"], **{**meta["env_kwargs"], **overrides})
+
+
+def validation_windows(count: int, rate: float = 1.0, num_requests: int = 256, offset: int = VALIDATION_SEED_OFFSET):
+    """Windows of the conv trace drawn with seeds ``offset + i`` (as ``env.reset(seed=...)`` would at 1x)."""
+    from infermax_env.envs.config import conv_workload_generator
+
+    generator, _ = conv_workload_generator(num_requests, rate)
+    return [generator(np.random.default_rng(offset + i)) for i in range(count)]
+
+
+def relative_score(model, env: ResidualEnv, workloads, references: list[float]) -> float:
+    """Mean over ``workloads`` of the deterministic policy's sum of TTLT over ``references``."""
+    ratios = []
+    for workload, reference in zip(workloads, references):
+        obs, _ = env.reset(options={"workload": workload})
+        while True:
+            obs, _, terminated, truncated, info = env.step(model.predict(obs, deterministic=True)[0])
+            if terminated or truncated:
+                break
+        ratios.append(info["metrics"]["sum_ttlt"] / reference)
+    return float(np.mean(ratios))
+
+
+class Supervisor(BaseCallback):
+    """Checkpoints after every update, validates every ``validate_every`` updates, stops at the wall budget."""
+
+    def __init__(self, run_dir: Path, env: ResidualEnv, workloads, references, validate_every: int,
+                 deadline: float, state: dict[str, Any]):
+        super().__init__()
+        self.run_dir, self.env, self.workloads, self.references = run_dir, env, workloads, references
+        self.validate_every, self.deadline, self.state = validate_every, deadline, state
+
+    def _on_step(self) -> bool:
+        return time.time() < self.deadline
+
+    def _on_rollout_end(self) -> None:
+        state, model = self.state, self.model
+        state["updates"] += 1
+        if state["updates"] % self.validate_every == 0:
+            score = relative_score(model, self.env, self.workloads, self.references)
+            state["validation"].append({"updates": state["updates"], "steps": model.num_timesteps, "score": score,
+                                        "wall_s": round(time.time() - state["started"], 1)})
+            improved = score < state["best_score"]
+            if improved:
+                state["best_score"] = score
+                model.save(self.run_dir / "best_model.zip")
+            log(self.run_dir, f"update {state['updates']} steps {model.num_timesteps}: validation sum-TTLT ratio "
+                              f"to the base {score:.4f}{' (new best)' if improved else ''}")
+        model.save(self.run_dir / "checkpoint.zip")
+        state["steps"] = model.num_timesteps
+        state["windows_drawn"] = model.windows_drawn
+        (self.run_dir / "progress.json").write_text(json.dumps(state, indent=2))
+
+    def _on_training_end(self) -> None:
+        self.state["steps"] = self.model.num_timesteps
+
+
+def log(run_dir: Path, line: str) -> None:
+    stamped = f"{time.strftime('%H:%M:%S')} {line}"
+    print(stamped, flush=True)
+    with open(run_dir / "train.log", "a") as handle:
+        handle.write(stamped + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--base", default="sagesched", help="the ranking heuristic (baselines.SCHEDULERS name)")
+    parser.add_argument("--seed", type=int, default=0, help="policy init and training-window stream")
+    parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget")
+    parser.add_argument("--timesteps", type=int, default=10_000_000, help="agent-step budget")
+    parser.add_argument("--group-size", type=int, default=4, help="rollouts of the same window per update")
+    parser.add_argument("--window", type=int, default=256, help="K: slots the agent sees and corrects")
+    parser.add_argument("--correction-scale", type=float, default=2.0)
+    parser.add_argument("--validation-windows", type=int, default=6)
+    parser.add_argument("--validate-every", type=int, default=5, help="updates between validation passes")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--resume", default=None, help="a checkpoint.zip of an earlier run to continue")
+    parser.add_argument("--torch-threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    for name in ("group_size", "window", "validation_windows", "validate_every", "timesteps", "torch_threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.minutes > 0:
+        parser.error(f"--minutes must be positive, got {args.minutes}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    th.set_num_threads(args.torch_threads)
+    run_dir = Path(args.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env_kwargs = {"oracle": False}
+    meta = residual_metadata(args.base, args.window, args.correction_scale, env_kwargs)
+
+    def factory() -> ResidualEnv:
+        return env_from_metadata(meta)
+
+    started = time.time()
+    deadline = started + 60 * args.minutes
+    budget = {"steps": args.timesteps, "seconds": 60 * args.minutes}
+    progress_path = run_dir / "progress.json"
+    if args.resume:
+        state = json.loads(progress_path.read_text()) if progress_path.is_file() else None
+        model = GroupPPO.load(args.resume, env=DummyVecEnv([factory]), device="cpu")
+        model.env_factory = factory
+        if state is None:
+            raise FileNotFoundError(f"--resume needs {progress_path} beside the run's checkpoint")
+        state["started"] = started - state.get("trained_s", 0.0)
+    else:
+        model = GroupPPO(SlotScoringPolicy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
+                         curriculum=Curriculum(), window_seed=args.seed, policy_kwargs=RESIDUAL_POLICY_KWARGS,
+                         seed=args.seed, device="cpu", **HYPERPARAMETERS)
+        zero_correction_head(model)
+        state = {"updates": 0, "steps": 0, "best_score": 1.0, "validation": [], "started": started,
+                 "args": {k: v for k, v in vars(args).items() if k != "resume"}}
+    model.progress_fn = lambda: max(model.num_timesteps / budget["steps"],
+                                    (time.time() - state["started"]) / budget["seconds"])
+    attach_metadata(model, ENV_ID, env_kwargs, "ppo")
+    model.infermax_metadata["residual"] = meta
+    if not (run_dir / "best_model.zip").is_file():
+        model.save(run_dir / "best_model.zip")  # the zero-correction policy: the base heuristic (score 1.0)
+    validation_env = factory()
+    workloads = validation_windows(args.validation_windows)
+    references = [validation_env.base_metrics(w)["sum_ttlt"] for w in workloads]
+    log(run_dir, f"training {args.base} residual, seed {args.seed}, group {args.group_size}, budget "
+                 f"{args.minutes} min / {args.timesteps} steps; {len(workloads)} validation windows")
+    supervisor = Supervisor(run_dir, validation_env, workloads, references, args.validate_every, deadline, state)
+    learn_started = time.time()
+    state["steps_at_start"] = model.num_timesteps
+    model.learn(total_timesteps=args.timesteps, callback=supervisor, reset_num_timesteps=not args.resume)
+    wall = time.time() - learn_started
+    state["trained_s"] = time.time() - state["started"]
+    state["steps_per_second_this_session"] = (model.num_timesteps - (state.get("steps_at_start") or 0)) / wall
+    model.save(run_dir / "checkpoint.zip")
+    progress_path.write_text(json.dumps(state, indent=2))
+    log(run_dir, f"done: {model.num_timesteps} agent steps, {state['updates']} updates, best validation ratio "
+                 f"{state['best_score']:.4f}, {wall:.0f} s this session")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
