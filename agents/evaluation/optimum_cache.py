@@ -30,8 +30,9 @@ class OptimumRecord:
     time_limit: float
     workers: int = 1
     source: str = ""
-    """Where the best schedule came from: ``"solver"``, or a heuristic's name when the solver's search did not
-    improve on the heuristic schedule it started from (that heuristic then shows a 0% gap to best known)."""
+    """Where the best schedule came from (``OptimalResult.source``): ``"solver"``, ``"solver+<heuristic>"``, or a
+    heuristic's name when the search did not improve on the heuristic schedule it started from (that heuristic
+    then shows a 0% gap to best known)."""
 
     @property
     def proven(self) -> bool:

@@ -185,10 +185,11 @@ class GapReport:
                          f"found (the true gap is at least this), gap_to_bound its lower bound (the true gap is at "
                          f"most this; mean over instances with a positive bound); gap_proven is the true gap, "
                          f"averaged over the {proven} proven instances. below_best_known counts instances where the "
-                         f"policy beat the solver's best schedule, which is therefore not optimal there.")
+                         f"policy beat the solver's best schedule, which is therefore not optimal there. The "
+                         f"optimum knows every output length (clairvoyant).")
             sources = {}
             for record in self.optimum:
-                if record.source and record.source != "solver":
+                if record.source and not record.source.startswith("solver"):
                     sources[record.source] = sources.get(record.source, 0) + 1
             if sources:
                 notes.append(f"On some instances the best known schedule is a heuristic's own schedule (the solver's "
