@@ -1,4 +1,5 @@
-"""Smoke tests: each example in examples/ runs as is, for a few hundred steps, as a script.
+"""Smoke tests: each example in examples/ and the quickstart notebook run as is, for a few hundred steps, as
+scripts.
 
 An example whose library is not installed is skipped with the install line in the reason."""
 
@@ -34,14 +35,26 @@ def installed(module: str) -> bool:
         return False
 
 
+def run_script(path: Path, arguments=(), **environment: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **environment,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, str(path), *arguments], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
 def test_example_runs(script):
     modules, install, arguments, expected = EXAMPLES[script]
     missing = [m for m in modules if not installed(m)]
     if missing:
         pytest.skip(f"{script} needs {', '.join(missing)}: {install}")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / script), *arguments], capture_output=True,
-                            text=True, timeout=600, cwd=ROOT, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert expected in result.stdout, result.stdout[-2000:]
+    stdout = run_script(ROOT / "examples" / script, arguments)
+    assert expected in stdout, stdout[-2000:]
+
+
+def test_quickstart_notebook_runs_as_a_script():
+    stdout = run_script(ROOT / "notebooks" / "quickstart.py", QUICKSTART_STEPS="256", QUICKSTART_INSTANCES="2")
+    assert "optimum proven on 2/2 instances" in stdout, stdout[-2000:]
+    assert "MaskablePPO: mean gap to the optimum" in stdout
