@@ -14,7 +14,7 @@ cache (about a second, once per process), which is not the steady-state speed.
 ``--vector N`` compares, in the select mode, ``gymnasium.make_vec(env, N)`` with Gymnasium's sync
 vectorisation against the native vector env (``vectorization_mode="vector_entry_point"``): microseconds per
 env step (time inside the vector ``step`` and ``reset`` over N sub-env steps), both runs on the same seeds and
-random valid actions.
+random valid actions; wall-clock and CPU time (on a shared machine the CPU figure is the steadier one).
 
     python benchmarks/env_speed.py [--steps 20000] [--warmup 500] [--window 64] [--env InferMax-v0] [--vector 8]
 """
@@ -72,23 +72,24 @@ def measure(env_id: str, mode: str, steps: int, window: int, warmup: int = 500,
 
 
 def measure_vector(env_id: str, vectorization_mode: str, num_envs: int, steps: int, window: int, warmup: int = 50,
-                   seed: int = 0) -> float:
-    """Microseconds per env step inside ``step`` of a ``num_envs``-env vector env (select mode), over ``steps``
-    vector steps after ``warmup`` untimed ones."""
+                   seed: int = 0) -> tuple[float, float]:
+    """(wall, CPU) microseconds per env step inside ``step`` of a ``num_envs``-env vector env (select mode), over
+    ``steps`` vector steps after ``warmup`` untimed ones."""
     envs = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization_mode, window=window)
     rng = np.random.default_rng(seed)
     observations, _ = envs.reset(seed=seed)
-    in_env = 0.0
+    in_env = in_env_cpu = 0.0
     for step in range(warmup + steps):
         if step == warmup:
-            in_env = 0.0
+            in_env = in_env_cpu = 0.0
         allowed = observations["action_mask"].reshape(num_envs, -1, 3).sum(axis=2)
         actions = (rng.random(allowed.shape) * allowed).astype(np.int64)
-        entered = time.perf_counter()
+        entered, cpu_entered = time.perf_counter(), time.process_time()
         observations, *_ = envs.step(actions)
         in_env += time.perf_counter() - entered
+        in_env_cpu += time.process_time() - cpu_entered
     envs.close()
-    return in_env / (steps * num_envs) * 1e6
+    return in_env / (steps * num_envs) * 1e6, in_env_cpu / (steps * num_envs) * 1e6
 
 
 def host_reference_us() -> float:
@@ -115,10 +116,11 @@ def main() -> None:
               f"({launched} iterations launched, {episodes} episodes ended)")
     if args.vector:
         vector_steps = max(args.steps // args.vector, 1)
-        sync = measure_vector(args.env, "sync", args.vector, vector_steps, args.window)
-        native = measure_vector(args.env, "vector_entry_point", args.vector, vector_steps, args.window)
-        print(f"vector, N = {args.vector}, select mode, {vector_steps} vector steps: sync make_vec {sync:.1f} us per env "
-              f"step | vector_entry_point {native:.1f} us per env step ({sync / native:.2f}x)")
+        sync, sync_cpu = measure_vector(args.env, "sync", args.vector, vector_steps, args.window)
+        native, native_cpu = measure_vector(args.env, "vector_entry_point", args.vector, vector_steps, args.window)
+        print(f"vector, N = {args.vector}, select mode, {vector_steps} vector steps, us per env step (wall / CPU): "
+              f"sync make_vec {sync:.1f} / {sync_cpu:.1f} | vector_entry_point {native:.1f} / {native_cpu:.1f} "
+              f"({sync / native:.2f}x wall, {sync_cpu / native_cpu:.2f}x CPU)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .envs.scheduling_env import InferMaxEnv
-from .wrappers import SCALAR_INFO_KEYS, scalar_info
+from .wrappers import SCALAR_INFO_KEYS, scalar_values
 
 
 class InferMaxVectorEnv(VectorEnv):
@@ -61,13 +61,14 @@ class InferMaxVectorEnv(VectorEnv):
         self.render_mode = None
         self._observations = {key: np.zeros((self.num_envs, *space.shape), dtype=space.dtype)
                               for key, space in self.single_observation_space.spaces.items()}
-        self._scalars = {key: np.zeros(self.num_envs) for key in SCALAR_INFO_KEYS}
-        self._rewards = np.zeros(self.num_envs)
-        self._terminations = np.zeros(self.num_envs, dtype=bool)
-        self._truncations = np.zeros(self.num_envs, dtype=bool)
-        self._autoreset = np.zeros(self.num_envs, dtype=bool)
-        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
-        self._num_requests = np.zeros(self.num_envs, dtype=np.int64)
+        # Per sub-env state in Python lists (item access on small numpy arrays costs more than the copy to one).
+        self._scalars = [(0.0,) * len(SCALAR_INFO_KEYS)] * self.num_envs
+        self._rewards = [0.0] * self.num_envs
+        self._terminations = [False] * self.num_envs
+        self._truncations = [False] * self.num_envs
+        self._autoreset = [False] * self.num_envs
+        self._elapsed = [0] * self.num_envs
+        self._num_requests = [0] * self.num_envs
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         """Reset every sub-env (or those in ``options["reset_mask"]``, a (N,) bool array); ``seed`` is ``None``,
@@ -90,33 +91,28 @@ class InferMaxVectorEnv(VectorEnv):
             raise ValueError(f"options['reset_mask'] must be a ({self.num_envs},) bool array with a True entry, got "
                              f"{reset_mask!r}")
         details: list[dict | None] = [None] * self.num_envs
-        for i in np.flatnonzero(reset_mask):
+        for i in np.flatnonzero(reset_mask).tolist():
             details[i] = self._reset_one(i, seeds[i], options or None)
-        self._rewards[reset_mask] = 0.0
-        self._terminations[reset_mask] = self._truncations[reset_mask] = self._autoreset[reset_mask] = False
         return self._batch(), self._info(details)
 
     def step(self, actions):
         """Step every sub-env with its row of ``actions``; a sub-env whose episode ended on the previous step is
         reset instead (next-step autoreset: reward 0, not terminated, its action ignored)."""
         details: list[dict | None] = [None] * self.num_envs
+        limit = self.max_episode_steps
         for i, env in enumerate(self.envs):
             if self._autoreset[i]:
                 details[i] = self._reset_one(i, None, None)
-                self._rewards[i] = 0.0
-                self._terminations[i] = self._truncations[i] = False
                 continue
             observation, reward, terminated, truncated, info = env.step(actions[i])
             self._elapsed[i] += 1
             self._write(i, observation, info)
             details[i] = info
-            self._rewards[i] = reward
-            self._terminations[i] = terminated
-            self._truncations[i] = truncated or (self.max_episode_steps is not None
-                                                 and self._elapsed[i] >= self.max_episode_steps)
-        np.logical_or(self._terminations, self._truncations, out=self._autoreset)
-        return (self._batch(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(),
-                self._info(details))
+            truncated = truncated or (limit is not None and self._elapsed[i] >= limit)
+            self._rewards[i], self._terminations[i], self._truncations[i] = reward, terminated, truncated
+            self._autoreset[i] = terminated or truncated
+        return (self._batch(), np.array(self._rewards, dtype=np.float64), np.array(self._terminations, dtype=bool),
+                np.array(self._truncations, dtype=bool), self._info(details))
 
     def action_masks(self) -> np.ndarray:
         """(N, mask size) bool: each sub-env's ``action_masks()``."""
@@ -153,14 +149,14 @@ class InferMaxVectorEnv(VectorEnv):
         observation, info = self.envs[i].reset(seed=seed, options=options)
         self._elapsed[i] = 0
         self._num_requests[i] = info["num_requests"]
+        self._rewards[i], self._terminations[i], self._truncations[i], self._autoreset[i] = 0.0, False, False, False
         self._write(i, observation, info)
         return info
 
     def _write(self, i: int, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         for key, batch in self._observations.items():
             batch[i] = observation[key]
-        for key, value in scalar_info(info, self._num_requests[i], self.envs[i].reference_objective).items():
-            self._scalars[key][i] = value
+        self._scalars[i] = scalar_values(info, self._num_requests[i], self.envs[i].reference_objective)
 
     def _batch(self) -> dict[str, np.ndarray]:
         if self.copy:
@@ -168,7 +164,7 @@ class InferMaxVectorEnv(VectorEnv):
         return dict(self._observations)
 
     def _info(self, details: list[dict | None]) -> dict[str, Any]:
-        info: dict[str, Any] = {key: values.copy() for key, values in self._scalars.items()}
+        info: dict[str, Any] = dict(zip(SCALAR_INFO_KEYS, np.array(self._scalars, dtype=np.float64).T.copy()))
         if self.info_details:
             info["details"] = tuple(details)
         return info

@@ -42,25 +42,30 @@ SCALAR_INFO_KEYS: tuple[str, ...] = (
 """The keys of :func:`scalar_info`, in order; every value is a Python float (NaN never appears, so equal steps compare equal)."""
 
 
-def scalar_info(info: dict[str, Any], num_requests: int, reference_objective: float | None) -> dict[str, float]:
-    """The fixed-schema scalar view (:data:`SCALAR_INFO_KEYS`) of an InferMax env's reset or step ``info``."""
+def scalar_values(info: dict[str, Any], num_requests: int, reference_objective: float | None) -> tuple[float, ...]:
+    """The values of :data:`SCALAR_INFO_KEYS`, in order, for an InferMax env's reset or step ``info``."""
     batch = info.get("batch")
     repairs = info.get("repairs")
     objective = info.get("objective")
-    return {
-        "launched": float(info.get("launched", False)),
-        "batch_time": float(info.get("batch_time", 0.0)),
-        "idle_time": float(info.get("idle_time", 0.0)),
-        "latency_area": float(info.get("latency_area", 0.0)),
-        "num_runs": float(len(batch["run_ids"])) if batch else 0.0,
-        "num_evictions": float(len(batch["evict_ids"])) if batch else 0.0,
-        "repairs_invalid": float(repairs["invalid"]) if repairs else 0.0,
-        "repairs_dropped": float(repairs["dropped"]) if repairs else 0.0,
-        "repairs_livelock": float(repairs["livelock"]) if repairs else 0.0,
-        "num_requests": float(num_requests),
-        "objective": 0.0 if objective is None else float(objective),
-        "reference_objective": 0.0 if reference_objective is None else float(reference_objective),
-    }
+    return (
+        float(info.get("launched", False)),
+        float(info.get("batch_time", 0.0)),
+        float(info.get("idle_time", 0.0)),
+        float(info.get("latency_area", 0.0)),
+        float(len(batch["run_ids"])) if batch else 0.0,
+        float(len(batch["evict_ids"])) if batch else 0.0,
+        float(repairs["invalid"]) if repairs else 0.0,
+        float(repairs["dropped"]) if repairs else 0.0,
+        float(repairs["livelock"]) if repairs else 0.0,
+        float(num_requests),
+        0.0 if objective is None else float(objective),
+        0.0 if reference_objective is None else float(reference_objective),
+    )
+
+
+def scalar_info(info: dict[str, Any], num_requests: int, reference_objective: float | None) -> dict[str, float]:
+    """The fixed-schema scalar view (:data:`SCALAR_INFO_KEYS`) of an InferMax env's reset or step ``info``."""
+    return dict(zip(SCALAR_INFO_KEYS, scalar_values(info, num_requests, reference_objective)))
 
 
 def _infermax(env: gym.Env) -> gym.Env:
