@@ -1,10 +1,13 @@
-"""The CP-SAT optimum of small offline workloads: the model (:mod:`.model`) and the deepening search
-(:mod:`.solve`). ``from baselines.optimal import solve_optimal`` is the entry point."""
+"""The CP-SAT optimum of small offline workloads and sound lower bounds on it: the model (:mod:`.model`), the
+deepening search (:mod:`.solve`) and the bounds (:mod:`.bounds`). ``from baselines.optimal import solve_optimal`` is
+the entry point; :func:`optimum_lower_bound` bounds instances far beyond what the search proves."""
 
+from .bounds import TermBounds, lower_bound, prefix_bounds, term_bounds
 from .model import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
-from .solve import (OBJECTIVES, OptimalResult, ReplayScheduler, best_heuristic_schedule, iteration_bound,
-                    serial_schedule, solve_optimal, trivial_lower_bound)
+from .solve import (OBJECTIVES, OptimalResult, OptimumBound, ReplayScheduler, best_heuristic_schedule, iteration_bound,
+                    optimum_lower_bound, serial_schedule, solve_optimal, trivial_lower_bound)
 
-__all__ = ["ALL_SUBSET_CUTS_UP_TO", "OBJECTIVES", "IntegerLinearCost", "ModelBuildTimeout", "OptimalResult", "ReplayScheduler",
-           "ScheduleInstance", "ScheduleModel", "best_heuristic_schedule", "iteration_bound", "serial_schedule",
-           "solve_optimal", "trivial_lower_bound"]
+__all__ = ["ALL_SUBSET_CUTS_UP_TO", "OBJECTIVES", "IntegerLinearCost", "ModelBuildTimeout", "OptimalResult",
+           "OptimumBound", "ReplayScheduler", "ScheduleInstance", "ScheduleModel", "TermBounds",
+           "best_heuristic_schedule", "iteration_bound", "lower_bound", "optimum_lower_bound", "prefix_bounds",
+           "serial_schedule", "solve_optimal", "term_bounds", "trivial_lower_bound"]

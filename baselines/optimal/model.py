@@ -42,6 +42,7 @@ from infermax_env.cost.linear import MULTI_KERNEL_FACTOR, LinearCostModel
 from infermax_env.simulator import Decision
 
 NANOSECOND = 1e-9
+OBJECTIVES = ("latency", "gpu_time")
 ALL_SUBSET_CUTS_UP_TO = 10
 
 
@@ -77,9 +78,12 @@ class IntegerLinearCost:
     coefficient_unit: float
 
     @classmethod
-    def from_cost_model(cls, cost_model: LinearCostModel, coefficient_unit: float = NANOSECOND) -> "IntegerLinearCost":
-        """Round ``cost_model``'s coefficients; raises ``ValueError`` for a negative coefficient or a zero per-batch
-        intercept (the iteration bound needs every batch to cost a positive integer)."""
+    def from_cost_model(cls, cost_model: LinearCostModel, coefficient_unit: float = NANOSECOND,
+                        round_down: bool = False) -> "IntegerLinearCost":
+        """Round ``cost_model``'s coefficients to the nearest unit (``round_down``: down, so that every batch's
+        integer time is at most its float time and bounds priced with it hold for the float objective); raises
+        ``ValueError`` for a negative coefficient or a zero per-batch intercept (the iteration bound needs every batch
+        to cost a positive integer)."""
         if not isinstance(cost_model, LinearCostModel):
             raise TypeError(f"the CP-SAT optimum encodes LinearCostModel only, got {type(cost_model).__name__}; "
                             f"other cost models have no exact integer encoding here")
@@ -90,7 +94,8 @@ class IntegerLinearCost:
             if value < 0:
                 raise ValueError(f"LinearCostModel coefficient {name} = {value} is negative; the CP-SAT model needs "
                                  f"non-negative coefficients")
-            rounded["k_" + name.replace("_", "")] = round(value * seconds_per_ms / coefficient_unit)
+            scaled = value * seconds_per_ms / coefficient_unit
+            rounded["k_" + name.replace("_", "")] = math.floor(scaled) if round_down else round(scaled)
         if rounded["k_bo"] < 1:
             raise ValueError(f"LinearCostModel intercept b_o = {coefficients['b_o']} rounds to 0 units of "
                              f"{coefficient_unit} s; the iteration bound needs a positive per-batch cost")
@@ -193,7 +198,7 @@ class ScheduleModel:
     def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
                  allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None,
                  deadline: float | None = None):
-        if objective not in ("latency", "gpu_time"):
+        if objective not in OBJECTIVES:
             raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
         if truncated_bound is not None and truncated_bound <= horizon:
             raise ValueError(f"truncated_bound {truncated_bound} must exceed the horizon {horizon}")

@@ -173,8 +173,10 @@ def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, eng
     """Run every registered heuristic (``baselines.SCHEDULERS``) from the state after ``prefix`` and return the best
     one's name, complete decisions (``prefix`` included) and objective value (seconds). With ``allow_eviction``
     False only runs that never evict count. With ``deadline`` (a :func:`time.perf_counter` value) no further
-    heuristic starts once it has passed and one qualifies. None when no heuristic qualifies."""
+    heuristic starts once it has passed and one qualifies. A fixed-reservation heuristic that cannot continue from
+    the prefix's state without evicting is skipped. None when no heuristic qualifies."""
     from .. import SCHEDULERS
+    from ..variants import ReservationExceededError
 
     start = Simulator(workload, cost_model, engine)
     for decision in prefix:
@@ -184,7 +186,10 @@ def best_heuristic_schedule(workload: Workload, cost_model: LinearCostModel, eng
         if best is not None and deadline is not None and time.perf_counter() > deadline:
             break
         sim = start.clone()
-        metrics = sim.run(scheduler_class())
+        try:
+            metrics = sim.run(scheduler_class())
+        except ReservationExceededError:
+            continue
         value = objective_value(metrics, objective)
         if (allow_eviction or metrics["evictions"] == 0) and (best is None or value < best[2]):
             best = (name, list(sim.log.decisions), value)

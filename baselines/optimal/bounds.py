@@ -1,0 +1,232 @@
+"""Sound lower bounds on the optimum of an offline instance, without search (closed form) or from CP-SAT solves of
+single cost terms.
+
+A batch's integer time (:class:`~baselines.optimal.model.IntegerLinearCost`) is a sum of non-negative terms, so any
+schedule's objective is at least the sum of lower bounds on its terms. Writing ``den`` for the multiplier of a
+single kernel, an iteration ``t`` with ``N_t`` tokens costs at least
+
+    ``den (k_bo + k_bd) + den k_ao N_t + (1 - k_bd / k_bp) Q_t + entries_t``
+
+where ``Q_t`` is the prefill-kernel constant it pays (``den k_bp`` for one prefill chunk, ``num k_bp`` for more, 0
+without) and ``entries_t`` its per-entry and prefill-attention terms: every iteration holds a decode (paying the
+decode constant ``den k_bd``) unless it holds a prefill chunk, and ``den k_bd <= (k_bd / k_bp) Q_t`` then. (With
+``k_bp < k_bd`` the per-iteration constant is ``den (k_bo + k_bp)`` and the ``Q`` term is dropped.) GPU time sums
+this over the iterations; latency (sum of TTLT, all requests arriving at 0) weights iteration ``t`` by the number
+``u_t`` of requests unfinished before it. Each weighted sum is bounded on its own:
+
+* iterations ``T`` (latency: ``U = sum_t u_t = sum_r C_r``, ``C_r`` the iterations ``r`` stays unfinished): see
+  :func:`prefix_bounds`; or the optimum of the intercept-only model (:func:`term_bounds`);
+* prefill-kernel charges ``sum_t (u_t) Q_t``: ``den k_bp`` per prefill iteration (:func:`prefix_bounds`), or the
+  optimum of the prefill-kernel-only model;
+* tokens, entries and prefill attention per request: each request computes at least ``I + O - 1`` tokens, runs at
+  least ``ceil(I / C)`` prefill chunks and ``O - 1`` further entries, and its prompt's chunks cost at least
+  ``k_ap I^2`` (``sum c (c + 2 m)`` over the chunks of a prompt telescopes to ``I^2``; recomputation only adds).
+  For latency the cheapest order charges these shortest-first (the ``k``-th request to finish waits for the work
+  of ``k`` requests, at least the ``k`` smallest amounts).
+
+The soundness argument for each count is in the function docstrings; ``docs/optimal.md`` has the whole argument and
+the measured tightness.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+from ortools.sat.python import cp_model
+
+from .model import OBJECTIVES, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+
+PACKING_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class PrefixBounds:
+    """Per ``k = 1..n``: lower bounds on the iterations before the ``k``-th request finishes (``iterations[k-1]``) and
+    on the prefill iterations among them (``prefill_iterations[k-1]``). The last entries bound the whole schedule."""
+
+    iterations: tuple[int, ...]
+    prefill_iterations: tuple[int, ...]
+
+
+def _k_smallest_sums(values: list[int]) -> list[int]:
+    """``out[k-1]`` = sum of the ``k`` smallest ``values``."""
+    out, total = [], 0
+    for value in sorted(values):
+        total += value
+        out.append(total)
+    return out
+
+
+def _k_smallest(values: list[int]) -> list[int]:
+    return sorted(values)
+
+
+def emission_sizes(instance: ScheduleInstance, r: int) -> range:
+    """KV tokens request ``r`` holds in the iterations emitting its tokens: ``I, I + 1, ..., I + O - 1`` (the
+    ``(g+1)``-th token is emitted with ``I + g`` tokens of KV, whatever was evicted and recomputed before)."""
+    return range(instance.prompt_len[r], instance.prompt_len[r] + instance.output_len[r])
+
+
+def prefix_bounds(instance: ScheduleInstance) -> PrefixBounds:
+    """Lower bounds for every ``k`` on ``C_(k)``, the iterations up to the ``k``-th finish, and on the prefill
+    iterations among them.
+
+    The ``k`` first finishers ``S`` emit all their tokens and run all their prompts within the first ``C_(k)``
+    iterations, so each of these is at least the value for the best possible ``S`` of size ``k`` (the ``k``
+    smallest per-request amounts, each bound taken separately):
+
+    * the ``k``-th smallest fewest-iterations ``ceil(I / C) + O - 1``;
+    * tokens: ``sum_S (I + O - 1) / C`` (at most ``C`` tokens per iteration);
+    * emissions: ``sum_S O / B`` (one token per running request, at most ``B`` requests per iteration);
+    * memory: the emissions of ``r`` hold ``I, ..., I + O - 1`` KV tokens in their iterations and an iteration holds
+      at most ``M``. In the last ``L`` of the ``C_(k)`` iterations a request emits at most ``L`` tokens, so its
+      emissions ``g < O - L`` fit the first ``C_(k) - L``: ``C_(k) >= L + sum_S A_L / M`` with
+      ``A_L = sum_{g < O - L} (I + g)`` (for every ``L`` with ``sum_S A_L > 0``; ``L = 0`` is the KV area). And for
+      ``j = 1..PACKING_DEPTH`` at most ``j`` emissions of more than ``M / (j + 1)`` tokens fit one iteration.
+
+    Prefill iterations: the ``k``-th smallest ``ceil(I / C)``; ``sum_S I / C``; and each request's first emission
+    holds ``I`` KV tokens in a prefill iteration, at most ``j`` of them above ``M / (j + 1)`` per iteration.
+    """
+    n, m, c, b = instance.num_requests, instance.kv_capacity, instance.token_budget, instance.max_batch_size
+    requests = range(n)
+    fewest = _k_smallest([instance.min_iterations(r) for r in requests])
+    tokens = _k_smallest_sums([instance.prompt_len[r] + instance.output_len[r] - 1 for r in requests])
+    emissions = _k_smallest_sums(list(instance.output_len))
+    tail_areas = [_k_smallest_sums([sum(emission_sizes(instance, r)[:max(0, instance.output_len[r] - tail)])
+                                    for r in requests]) for tail in range(max(instance.output_len))]
+    chunks = _k_smallest([math.ceil(instance.prompt_len[r] / c) for r in requests])
+    prompts = _k_smallest_sums(list(instance.prompt_len))
+    big_emissions = [_k_smallest_sums([sum(1 for size in emission_sizes(instance, r) if (j + 1) * size > m)
+                                       for r in requests]) for j in range(1, PACKING_DEPTH + 1)]
+    big_prompts = [_k_smallest_sums([int((j + 1) * instance.prompt_len[r] > m) for r in requests])
+                   for j in range(1, PACKING_DEPTH + 1)]
+    iterations, prefills = [], []
+    for k in range(n):
+        packing = max(math.ceil(big[k] / j) for j, big in enumerate(big_emissions, start=1))
+        iterations.append(max(fewest[k], math.ceil(tokens[k] / c), math.ceil(emissions[k] / b),
+                              packing, *(tail + math.ceil(area[k] / m)
+                                         for tail, area in enumerate(tail_areas) if area[k] > 0)))
+        first = max(math.ceil(big[k] / j) for j, big in enumerate(big_prompts, start=1))
+        prefills.append(max(chunks[k], math.ceil(prompts[k] / c), first))
+    return PrefixBounds(tuple(iterations), tuple(prefills))
+
+
+@dataclass(frozen=True)
+class TermBounds:
+    """Lower bounds on the objective's parts (integer units of the cost; see the module docstring).
+
+    Attributes:
+        iterations: ``T`` (GPU time) or ``U = sum_r C_r`` (latency).
+        prefill_charges: ``sum_t Q_t`` (GPU time) or ``sum_t u_t Q_t`` (latency).
+        per_request: tokens, entries and prefill attention, in cost units.
+        proven: whether the CP-SAT term solves (if any) proved their optima.
+    """
+
+    iterations: int
+    prefill_charges: int
+    per_request: int
+    proven: bool = True
+
+
+def _per_request_costs(instance: ScheduleInstance, cost: IntegerLinearCost) -> list[int]:
+    den = cost.mult_den
+    out = []
+    for r in range(instance.num_requests):
+        prompt, output = instance.prompt_len[r], instance.output_len[r]
+        chunks = math.ceil(prompt / instance.token_budget)
+        out.append(den * (cost.k_ao * (prompt + output - 1) + cost.k_sp * chunks
+                          + min(cost.k_sd, cost.k_sp) * (output - 1) + cost.k_ap * prompt * prompt))
+    return out
+
+
+def closed_form_terms(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str) -> TermBounds:
+    """:class:`TermBounds` from :func:`prefix_bounds` and the per-request amounts alone (no search)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
+    prefix = prefix_bounds(instance)
+    per_request = _per_request_costs(instance, cost)
+    prefill_charge = cost.mult_den * cost.k_bp
+    if objective == "gpu_time":
+        return TermBounds(prefix.iterations[-1], prefill_charge * prefix.prefill_iterations[-1], sum(per_request))
+    # sum_t u_t x_t = sum_k (sum of x_t over the first C_(k) iterations); shortest-first for per-request amounts.
+    return TermBounds(sum(prefix.iterations), prefill_charge * sum(prefix.prefill_iterations),
+                      sum(_k_smallest_sums(per_request)))
+
+
+def combine(terms: TermBounds, cost: IntegerLinearCost) -> int:
+    """The objective bound from term bounds: ``den (k_bo + min(k_bd, k_bp)) iterations + (1 - k_bd / k_bp)
+    prefill_charges + per_request`` (rounded down; the ``Q`` term only when ``k_bp > k_bd``)."""
+    den = cost.mult_den
+    per_iteration = den * (cost.k_bo + min(cost.k_bd, cost.k_bp))
+    prefill = (cost.k_bp - cost.k_bd) * terms.prefill_charges // cost.k_bp if cost.k_bp > cost.k_bd else 0
+    return per_iteration * terms.iterations + prefill + terms.per_request
+
+
+def lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str) -> int:
+    """The closed-form lower bound on the optimal objective (integer cost units); no search, linear-logarithmic in
+    the number of requests."""
+    return combine(closed_form_terms(instance, cost, objective), cost)
+
+
+def _term_cost(cost: IntegerLinearCost, keep: str) -> IntegerLinearCost:
+    """``cost`` with every coefficient but ``keep`` zeroed (the multi-kernel factor kept)."""
+    zeros = {name: 0 for name in ("k_ao", "k_bo", "k_ad", "k_bd", "k_sd", "k_ap", "k_bp", "k_sp", "k_mp")}
+    zeros[keep] = 1
+    return replace(cost, **zeros)
+
+
+def _solve_term(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int,
+                deadline: float, workers: int, seed: int) -> tuple[int, bool] | None:
+    """The proven lower bound of the one-term model and whether it is optimal; None when time runs out first."""
+    try:
+        schedule = ScheduleModel(instance, cost, objective, horizon, deadline=deadline)
+    except ModelBuildTimeout:
+        return None
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return None
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = remaining
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = seed
+    status = solver.solve(schedule.model)
+    if status == cp_model.INFEASIBLE:
+        raise ValueError(f"no schedule of {instance.num_requests} requests finishes within {horizon} iterations")
+    if status == cp_model.UNKNOWN:
+        return None
+    return math.ceil(solver.best_objective_bound), status == cp_model.OPTIMAL
+
+
+def term_bounds(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int,
+                time_limit: float, workers: int = 2, seed: int = 0) -> TermBounds:
+    """:func:`closed_form_terms`, each count raised to the proven bound of CP-SAT on the model with that one cost
+    term: the intercept alone (its objective is ``den T``, or ``den U`` for latency) and the prefill-kernel constant
+    alone (``sum_t (u_t) Q_t / k_bp``), each within half of ``time_limit``.
+
+    ``horizon`` must be at least the iterations of some optimal schedule of the full objective (for instance
+    :func:`~baselines.optimal.solve.iteration_bound` of a known schedule): the term optimum over schedules of at
+    most ``horizon`` iterations is then at most that schedule's term, so each term bound holds for the optimum."""
+    started = time.perf_counter()
+    fewest = max(instance.min_iterations(r) for r in range(instance.num_requests))
+    if horizon < fewest:
+        raise ValueError(f"no schedule of {instance.num_requests} requests finishes within {horizon} iterations (the "
+                         f"longest request needs {fewest})")
+    terms = closed_form_terms(instance, cost, objective)
+    iterations, charges, proven = terms.iterations, terms.prefill_charges, True
+    intercept = _solve_term(instance, _term_cost(cost, "k_bo"), objective, horizon, started + time_limit / 2,
+                            workers, seed)
+    if intercept is None:
+        proven = False
+    else:
+        iterations = max(iterations, math.ceil(intercept[0] / cost.mult_den))
+        proven &= intercept[1]
+    prefill = _solve_term(instance, _term_cost(cost, "k_bp"), objective, horizon, started + time_limit, workers,
+                          seed)
+    if prefill is None:
+        proven = False
+    else:
+        charges = max(charges, cost.k_bp * prefill[0])
+        proven &= prefill[1]
+    return TermBounds(iterations, charges, terms.per_request, proven)
