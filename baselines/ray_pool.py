@@ -61,6 +61,7 @@ def solve_optima(workloads: Sequence[Any], cost_model: Any, engine: Any, objecti
                  time_limit: float = 60.0, workers: int = 1, seed: int = 0, address: str | None = None,
                  progress: bool = False) -> list[Any]:
     """:func:`baselines.optimal.solve_optimal` of each workload, one Ray task (of ``workers`` CPUs) per instance."""
+    require("optimal", "baselines.ray_pool.solve_optima")
     calls = [(workload, cost_model, engine, objective, time_limit, workers, seed) for workload in workloads]
     return ray_map(_solve, calls, address=address, num_cpus=workers, progress=progress, description="optima")
 

@@ -79,3 +79,19 @@ def test_partial_reset_seeds_and_bad_arguments():
     with pytest.raises(ValueError, match="does not render"):
         InferMaxVectorEnv(2, preset="tiny", render_mode="ansi")
     assert env.call("slot_ids")[1].shape == (12,) and env.get_attr("episode") == (1, 2, 1)
+
+
+@pytest.mark.parametrize("action_mode", ["priority", "sequential"])
+def test_other_action_modes_match_sync_make_vec(action_mode):
+    native = gym.make_vec("InferMax-Tiny-v0", 2, vectorization_mode="vector_entry_point", action_mode=action_mode)
+    sync = gym.make_vec("InferMax-Tiny-v0", 2, vectorization_mode="sync", action_mode=action_mode)
+    native.action_space.seed(4)
+    observations, _ = native.reset(seed=2)
+    sync.reset(seed=2)
+    for _ in range(40):
+        actions = native.action_space.sample()
+        observations, rewards, terminations, _, _ = native.step(actions)
+        expected, expected_rewards, expected_terminations, _, _ = sync.step(actions)
+        np.testing.assert_array_equal(rewards, expected_rewards)
+        np.testing.assert_array_equal(terminations, expected_terminations)
+        np.testing.assert_array_equal(observations["requests"], expected["requests"])
