@@ -42,8 +42,8 @@ import torch
 
 import baselines  # noqa: F401  (registers the heuristics, so reference="vllm" resolves in every process)
 import infermax_env  # noqa: F401  (registers the InferMax envs)
-from agents.builders import (ALGORITHMS, attach_metadata, build_model, check_saved_model, load_agent, load_config,
-                             saved_metadata)
+from agents.builders import (ALGORITHMS, attach_metadata, build_model, check_action_space, check_saved_model, load_agent,
+                             load_config, saved_metadata)
 from agents.callbacks import EpisodeRecorder, LearningCurve, ValidationCallback
 from agents.evaluation import (EVAL_SEED_OFFSET, OptimumCache, TrainingSeedWrapper, evaluate, evaluation_seeds,
                                workload_for_seed)
@@ -224,6 +224,8 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     try:
         if saved:
             check_saved_model(saved, env, algo)
+        else:
+            check_action_space(algo, env.action_space)
         imitation = (config or {}).get("imitation")
         if imitation and not args.resume and not args.no_imitation:
             plan.imitation_seeds = imitation_seeds(args, imitation)
@@ -267,12 +269,7 @@ def plan_teachers(env: gym.Env, imitation: dict[str, Any], seeds: list[int]) -> 
     candidates = imitation["teachers"] if config.oracle else imitation.get("non_oracle_teachers", NON_ORACLE_TEACHERS)
     usable, dropped = usable_teachers(env, candidates, seeds[0])
     if not usable:
-        reasons = "; ".join(f"{name}: {why}" for name, why in dropped.items())
-        episode = len(env.unwrapped.sim.workload)
-        raise NoUsableTeacherError(
-            f"no warm-start teacher can act in this env (action_mode={config.action_mode!r}, window={config.window}): "
-            f"{reasons}. Fixes: a window holding every request of an episode (--env-kwargs "
-            f"'{{\"window\": {episode}}}'), or no warm start (--no-imitation)")
+        raise NoUsableTeacherError(no_teacher_message(env, dropped))
     for name, why in dropped.items():
         print(f"warm start: teacher {name} left out ({why})")
     per_episode = max(usable.values()) * step_bytes(env)
@@ -284,6 +281,21 @@ def plan_teachers(env: gym.Env, imitation: dict[str, Any], seeds: list[int]) -> 
             f"({len(seeds)} episodes of about {max(usable.values())} steps, {per_episode / 2**20:.0f} MiB each; "
             f"limit {DEMONSTRATION_MEMORY_LIMIT / 2**30:.0f} GiB): {fix}")
     return list(usable)
+
+
+def no_teacher_message(env: gym.Env, dropped: dict[str, str]) -> str:
+    """Why no teacher can act in ``env`` (one line per teacher, shortened) and the fixes that apply."""
+    config = env.unwrapped.config
+    reasons = "\n".join(f"  {name}: {why if len(why) <= 160 else why[:157] + '...'}" for name, why in dropped.items())
+    fixes = ["no warm start (--no-imitation)"]
+    if any("outside the K" in why for why in dropped.values()):
+        fixes.insert(0, f"a window holding every request of an episode (--env-kwargs "
+                        f"'{{\"window\": {len(env.unwrapped.sim.workload)}}}')")
+    if config.action_mode == "priority":
+        fixes.insert(0, "the sequential or select action mode, which can express the teachers' batches "
+                        "(--env-kwargs '{\"action_mode\": \"sequential\"}')")
+    return (f"no warm-start teacher can act in this env (action_mode={config.action_mode!r}, window={config.window}, "
+            f"oracle={config.oracle}):\n{reasons}\nFixes: " + "; or ".join(fixes))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,9 +87,7 @@ def build_model(config: dict[str, Any], env: gym.Env | Any, *, seed: int | None 
     """
     algo = config["algo"]
     cls = check_algorithm(algo)
-    space = env.action_space
-    if algo == "qrdqn" and not isinstance(space, gym.spaces.Discrete):
-        raise ValueError(f"qrdqn needs a Discrete action space (action_mode='sequential'), got {space}")
+    check_action_space(algo, env.action_space)
     policy_kwargs = copy.deepcopy(config["policy_kwargs"])
     if config["policy"] == "slot_scoring":
         if algo not in SLOT_SCORING_POLICIES:
@@ -101,6 +99,12 @@ def build_model(config: dict[str, Any], env: gym.Env | Any, *, seed: int | None 
     params = {**config["hyperparameters"], **(hyperparameters or {})}
     return cls(policy, env, policy_kwargs=policy_kwargs, seed=seed, device=device, tensorboard_log=tensorboard_log,
                verbose=verbose, **params)
+
+
+def check_action_space(algo: str, space: gym.spaces.Space) -> None:
+    """A ValueError naming the action mode to use when ``algo`` cannot act in ``space``."""
+    if algo == "qrdqn" and not isinstance(space, gym.spaces.Discrete):
+        raise ValueError(f"qrdqn needs a Discrete action space (action_mode='sequential'), got {space}")
 
 
 def attach_metadata(model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any], algo: str) -> None:

@@ -176,6 +176,21 @@ def test_an_inexpressible_teacher_instance_falls_back_to_the_next_teacher():
     assert demos.inexpressible["srpt"] >= 1 and len(demos) == len(demos.returns) > 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["maskable_ppo", "ppo", "qrdqn"])
+@pytest.mark.parametrize("mode", ["select", "priority", "sequential"])
+def test_every_algorithm_and_action_mode_trains_or_is_refused_before_training(tmp_path, capsys, algo, mode):
+    code = train.main(["--algo", algo, "--env-kwargs", json.dumps({"action_mode": mode}), "--no-optimum"]
+                      + tiny_budget(tmp_path))
+    err = capsys.readouterr().err
+    if code:  # refused: before any run folder, naming what to change
+        assert code == 2 and not run_dirs(tmp_path / "runs"), err
+        assert (algo == "qrdqn" and "Discrete" in err) or "Fixes: the sequential or select action mode" in err, err
+    else:
+        (run_dir,) = run_dirs(tmp_path / "runs")
+        assert "agent" in (run_dir / "gap_table.md").read_text()
+
+
 def documented_commands() -> list[list[str]]:
     """The ``python train.py ...`` lines of train.py's docstring and of README.md, as argument lists."""
     import shlex
@@ -183,9 +198,10 @@ def documented_commands() -> list[list[str]]:
     text = train.__doc__ + (Path(__file__).resolve().parents[1] / "README.md").read_text()
     commands = []
     for line in text.splitlines():
-        if "python train.py" in line:
+        if line.strip().startswith("python train.py") or "&& python train.py" in line:
             command = line.split("python train.py", 1)[1].split("#", 1)[0]
-            commands.append(shlex.split(command))
+            if shlex.split(command) not in commands:
+                commands.append(shlex.split(command))
     return commands
 
 
