@@ -33,6 +33,7 @@ re-keyed every ``refresh_interval`` iterations.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -424,13 +425,11 @@ class BatchBuilderScheduler:
         return ids[chosen], tokens[chosen], ids[victim_rank[evicted[victim_rank]]]
 
 
+@dataclass(slots=True, eq=False)  # array fields: identity comparison
 class Residents:
     """Resident requests in batch order (decodes first when configured, then by priority key, then id)."""
 
-    __slots__ = ("ids", "kv", "need", "keys")
-
-    def __init__(self, ids: np.ndarray, kv: np.ndarray, need: np.ndarray, keys: np.ndarray):
-        self.ids = ids
-        self.kv = kv
-        self.need = need
-        self.keys = keys
+    ids: np.ndarray
+    kv: np.ndarray
+    need: np.ndarray
+    keys: np.ndarray

@@ -10,6 +10,8 @@ request arrays and says so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from infermax_env.simulator import Simulator
@@ -17,6 +19,7 @@ from infermax_env.simulator import Simulator
 NO_IDS = np.zeros(0, dtype=np.int64)  # writable (it has no element to write): the simulator's kernels take it as is
 
 
+@dataclass(slots=True, eq=False)  # array fields: identity comparison
 class StepEvents:
     """What changed in the simulator since the tracker's previous call.
 
@@ -31,17 +34,12 @@ class StepEvents:
             empty.
     """
 
-
-    __slots__ = ("arrived", "finished", "ran", "evicted", "batch_time", "exact")
-
-    def __init__(self, arrived: np.ndarray, finished: np.ndarray, ran: np.ndarray, evicted: np.ndarray,
-                 batch_time: float, exact: bool):
-        self.arrived = arrived
-        self.finished = finished
-        self.ran = ran
-        self.evicted = evicted
-        self.batch_time = batch_time
-        self.exact = exact
+    arrived: np.ndarray
+    finished: np.ndarray
+    ran: np.ndarray
+    evicted: np.ndarray
+    batch_time: float
+    exact: bool
 
 
 class StepTracker:

@@ -89,7 +89,7 @@ def _int_array(values, name: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # array fields: identity comparison
 class StepResult:
     """What one :meth:`Simulator.step` did.
 

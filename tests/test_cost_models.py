@@ -1,4 +1,4 @@
-"""Cost models: INFERMAX's linear model (REFERENCE.md worked values, fitting) and the roofline model
+"""Cost models: INFERMAX's linear model (the paper's worked values, fitting) and the roofline model
 (physical sanity, vectorised speed, calibration on the measured layers when ../shared is present)."""
 
 from __future__ import annotations

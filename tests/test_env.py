@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import infermax_env  # noqa: F401  (registers the envs)
+from baselines import VLLMScheduler  # importing baselines registers the scheduler names reference= accepts
 from infermax_env import Decision, InfeasibleDecisionError, LinearCostModel, Simulator, Workload, objective_value
 from infermax_env.envs import GLOBAL_FEATURES, GLOBAL_INDEX, REQUEST_FEATURES, REQUEST_INDEX, InvalidActionError
 from infermax_env.instances import INFERMAX_ENGINE, TINY_ENGINE, tiny_setting
@@ -172,10 +173,41 @@ def test_reward_scale_and_reference_normalisation():
     rewards, info, _ = run_episode(env, seed=4)
     reference = info["reference_objective"]
     sim = Simulator(env.unwrapped.sim.workload, LinearCostModel(), TINY_ENGINE)
-    from baselines.vllm import VLLMScheduler
-
     assert reference == pytest.approx(objective_value(sim.run(VLLMScheduler()), "latency"))
     assert sum(rewards) == pytest.approx(sum(plain) / reference)
+    for same in (VLLMScheduler, VLLMScheduler()):  # a factory or a scheduler object instead of a name
+        assert run_episode(gym.make("InferMax-Tiny-v0", reference=same), seed=4)[1]["reference_objective"] == reference
+
+
+def test_reference_names_resolve_through_the_scheduler_registry():
+    env = gym.make("InferMax-Tiny-v0", reference="no_such_scheduler")
+    with pytest.raises(ValueError, match="unknown scheduler 'no_such_scheduler'.*registered:.*vllm"):
+        env.reset(seed=0)
+    with pytest.raises(ValueError, match="reference must be a scheduler name, a scheduler .* got 3"):
+        gym.make("InferMax-Tiny-v0", reference=3)
+
+
+def test_each_batch_is_priced_once_and_info_carries_its_breakdown():
+    from infermax_env import RooflineCostModel
+
+    class CountingRoofline(RooflineCostModel):
+        calls = 0
+
+        def breakdown(self, batch):
+            CountingRoofline.calls += 1
+            return super().breakdown(batch)
+
+    env = gym.make("InferMax-Tiny-v0", cost_model=CountingRoofline("llama-3-8b", "a100-80gb"))
+    env.reset(seed=1)
+    CountingRoofline.calls = 0
+    launches = 0
+    for _ in range(5):
+        _, _, terminated, _, info = env.step(np.ones(12, dtype=np.int64))
+        launches += 1
+        assert sum(info["breakdown"].values()) == pytest.approx(info["batch_time"], rel=1e-12)
+        if terminated:
+            break
+    assert CountingRoofline.calls == launches
 
 
 # ---- actions: masks, repairs, errors, livelock ---------------------------------------------------------------
@@ -280,6 +312,16 @@ def test_malformed_actions_are_clear_errors(mode, action, message):
         env.unwrapped.step(action)
 
 
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_priority_scores_are_a_value_error_naming_them(value):
+    env = gym.make("InferMax-Tiny-v0", action_mode="priority")
+    env.reset(seed=0)
+    scores = np.zeros(12, dtype=np.float32)
+    scores[1] = value
+    with pytest.raises(ValueError, match=rf"priority scores must be finite .* got {value} for slot 1"):
+        env.step(scores)
+
+
 def test_priority_nan_scores_are_repaired_or_rejected():
     env = gym.make("InferMax-Tiny-v0", action_mode="priority")
     env.reset(seed=0)
@@ -382,6 +424,19 @@ def test_render_modes():
     image_env.step(np.ones(12, dtype=np.int64))
     image = image_env.render()
     assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.std() > 0
+
+
+def test_human_render_mode_prints_the_text_view(capsys):
+    env = gym.make("InferMax-Tiny-v0", render_mode="human")  # no HumanRendering wrapper (nor pygame) involved
+    assert env.unwrapped.render_mode == "human"
+    env.reset(seed=0)
+    env.step(np.ones(12, dtype=np.int64))
+    assert env.render() is None
+    printed = capsys.readouterr().out
+    assert printed.count("KV [") == 2 and "last batch" in printed
+    with pytest.warns(UserWarning, match="not in the possible render_modes"), \
+            pytest.raises(ValueError, match="render_mode must be one of .* got 'rgb'"):
+        gym.make("InferMax-Tiny-v0", render_mode="rgb")
 
 
 # ---- checkers -----------------------------------------------------------------------------------------------

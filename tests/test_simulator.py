@@ -227,3 +227,41 @@ def test_vllm_replay_is_deterministic_and_consistent():
             for _ in range(2)]
     assert runs[0].summary == runs[1].summary
     assert runs[0]["finished"] == n and runs[0]["evictions"] > 0  # memory is tight enough to preempt
+
+
+def test_run_pushes_every_step_result_to_a_scheduler_on_step_hook():
+    class Recording(VLLMScheduler):
+        def reset(self, sim):
+            super().reset(sim)
+            self.results = []
+
+        def on_step(self, result):
+            self.results.append(result)
+
+    workload = Workload.from_lists([5, 3, 8, 2], [3, 4, 2, 5], [0.0, 0.0, 5.0, 5.0])  # idles between the groups
+    sim = Simulator(workload, COST, EngineConfig(kv_capacity=12, token_budget=6))
+    scheduler = Recording()
+    metrics = sim.run(scheduler)
+    launched = [r for r in scheduler.results if r.batch_time > 0]
+    assert [r.decision for r in launched] == sim.log.decisions and len(launched) == metrics["iterations"]
+    assert sum(r.latency_area for r in scheduler.results) == pytest.approx(metrics["sum_ttlt"])
+    assert sorted(np.concatenate([r.finished for r in scheduler.results]).tolist()) == [0, 1, 2, 3]
+    assert all(r.breakdown is None for r in scheduler.results)  # priced without a breakdown unless asked
+
+
+def test_breakdown_on_request_matches_the_batch_time():
+    sim = Simulator(Workload.from_lists([5, 3], [3, 4]), COST, EngineConfig(kv_capacity=20, token_budget=8),
+                    breakdown=True)
+    result = sim.step(Decision([0, 1], [5, 3]))
+    assert result.batch_time == COST.batch_time(result.batch)
+    assert sum(result.breakdown.values()) == pytest.approx(result.batch_time, rel=1e-12)
+
+
+def test_objective_names_are_defined_once():
+    from infermax_env import OBJECTIVES, Objective, objective_value
+
+    assert OBJECTIVES == ("latency", "gpu_time") and Objective.parse("gpu_time") is Objective.GPU_TIME
+    summary = {"sum_ttlt": 3.0, "total_gpu_time": 1.5}
+    assert objective_value(summary, "latency") == 3.0 and objective_value(summary, Objective.GPU_TIME) == 1.5
+    with pytest.raises(ValueError, match=r"objective must be one of \['latency', 'gpu_time'\], got 'ttlt'"):
+        Objective.parse("ttlt")

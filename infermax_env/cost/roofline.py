@@ -60,11 +60,10 @@ class RooflineParams:
             preparation, sampling). 1 ms is an estimate: vLLM v0.5 spent far more (its v0.6 blog: scheduling
             was 29% of a Llama-3-8B H100 step) and engines with asynchronous output processing hide most of
             it. With it, 16 decodes over 1,000-token contexts of Llama-3-8B on one H100 cost 8.9 ms, inside
-            the 8-9 ms inter-token time REFERENCE.md quotes for Llama-3.1-8B on one H100 at moderate load.
+            the 8-9 ms inter-token time reported for Llama-3.1-8B on one H100 at moderate load.
     """
 
-    # Fitted by `python benchmarks/calibrate_roofline.py` (14,486 points, A100 80GB and A40): median APE
-    # 3.8% overall (A100 3.2%, A40 5.0%); leave-one-GPU-out 7.2% (A100 from A40) and 6.9% (A40 from A100).
+    # Fitted by `python benchmarks/calibrate_roofline.py` on A100 80GB and A40 layers (errors: docs/figures.md).
     compute_efficiency: float = 0.7223
     bandwidth_efficiency: float = 0.831
     kernel_launch_s: float = 5.579e-06

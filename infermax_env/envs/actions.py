@@ -35,6 +35,8 @@ except for a sequential launch the mask allowed).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gymnasium as gym
 import numpy as np
 from numba import njit
@@ -55,16 +57,14 @@ class NotExpressibleError(ValueError):
     """A scheduler's :class:`Decision` cannot be written exactly as an action of this mode."""
 
 
+@dataclass(slots=True)
 class Repairs:
     """What the env changed in an action: ``invalid`` masked choices ignored, ``dropped`` runs that did not fit
     the budget, batch size or memory, ``livelock`` when the livelock rule chose the batch."""
 
-    __slots__ = ("invalid", "dropped", "livelock")
-
-    def __init__(self) -> None:
-        self.invalid = 0
-        self.dropped = 0
-        self.livelock = False
+    invalid: int = 0
+    dropped: int = 0
+    livelock: bool = False
 
     def as_dict(self) -> dict[str, int]:
         return {"invalid": self.invalid, "dropped": self.dropped, "livelock": int(self.livelock)}

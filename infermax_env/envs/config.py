@@ -9,8 +9,7 @@ Presets:
 * ``"default"`` (``InferMax-v0``): Llama-3-70B, tensor parallel 4 on A100 80GB, :class:`LinearCostModel`
   (INFERMAX's fit), INFERMAX's engine limits M = 100,000 KV tokens and C = 16,384 tokens per batch, no batch
   size cap, block size 1. Each episode is a window of 256 consecutive requests of the Azure 2023
-  conversation trace replayed at its own rate (5.5 req/s); vLLM on such windows fills the KV cache to 100%
-  and evicts (measured: peak utilisation 1.0, 22-38 evictions per window), so memory really contends. When
+  conversation trace replayed at its own rate (5.5 req/s), where memory contends (docs/env.md). When
   the trace file is absent, a :class:`SyntheticGenerator` with Poisson arrivals at 5.5 req/s and lognormal
   lengths matching the conv trace's median and mean (prompt median 1,020, mean 1,155; output median 129,
   mean 211) is used instead; ``EnvConfig.workload_source`` and ``info["workload_source"]`` say which.
