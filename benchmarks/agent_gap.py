@@ -91,9 +91,10 @@ def print_headline(table: Path) -> None:
     if "gap_to_best_known" in rows[0]:
         best = min(heuristics, key=lambda r: float(r["gap_to_best_known"]))
         for row in agents + [best]:
+            proven = float(row["gap_proven"])
             print(f"{row['policy']:>32}: gap to the optimum between {100 * float(row['gap_to_best_known']):.2f}% "
                   f"(to the best known schedule) and {100 * float(row['gap_to_bound']):.2f}% (to the solver's "
-                  f"bound); on proven instances {100 * float(row['gap_proven']):.2f}%; worst "
+                  f"bound); on proven instances {'n/a' if math.isnan(proven) else f'{100 * proven:.2f}%'}; worst "
                   f"{100 * float(row['worst_gap_to_best_known']):.2f}%{oracle(row)}")
         agent_gap, best_gap = float(agents[0]["gap_proven"]), float(best["gap_proven"])
         if math.isnan(agent_gap):
