@@ -276,13 +276,11 @@ class Simulator:
     def clone(self) -> "Simulator":
         """An independent copy of the current state (for look-ahead and exhaustive search); unlike
         ``copy.deepcopy`` it shares the workload, the cost model and the logged entries, which are not modified."""
+        state = self.__getstate__()
+        state.update({name: getattr(self, name).copy() for name, _ in _ROWS})
+        state.update(waiting=set(self.waiting), resident=set(self.resident), log=self.log.copy())
         other = object.__new__(Simulator)
-        other.__dict__.update(self.__getstate__())
-        for name, _ in _ROWS:
-            setattr(other, name, getattr(self, name).copy())
-        other._bind_rows()
-        other.waiting, other.resident = set(self.waiting), set(self.resident)
-        other.log = self.log.copy()
+        other.__setstate__(state)
         return other
 
     # ---- queries -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The import graph of the project's own code: no cycle between packages or between modules, and no module
-imports a private name (``_foo``) of another module. Read with ``ast``: nothing is imported."""
+"""The import graph of the project's own code: no cycle between packages or between modules, no module imports a
+private name (``_foo``) of another module, and no code reads a private attribute of an object other than ``self``
+(e.g. ``sim._blocks``). Read with ``ast``: nothing is imported."""
 
 from __future__ import annotations
 
@@ -61,6 +62,22 @@ def graph() -> tuple[dict[str, set[str]], list[str]]:
     return edges, private
 
 
+def private_attribute_reads() -> list[str]:
+    """``x._name`` where ``x`` is not ``self``, ``cls`` or ``super()``: reading another object's private state."""
+    found = []
+    for path in sources().values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue
+            if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+                continue
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} reads {ast.unparse(node)}")
+    return found
+
+
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one node (Tarjan)."""
     index: dict[str, int] = {}
@@ -99,6 +116,11 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_no_module_imports_a_private_name_of_another():
     _, private = graph()
     assert not private, "\n".join(private)
+
+
+def test_no_module_reads_a_private_attribute_of_another_object():
+    found = private_attribute_reads()
+    assert not found, "\n".join(found)
 
 
 def test_no_import_cycle_between_modules():
