@@ -42,6 +42,7 @@ import torch
 
 import baselines  # noqa: F401  (registers the heuristics, so reference="vllm" resolves in every process)
 import infermax_env  # noqa: F401  (registers the InferMax envs)
+from infermax_env import OBJECTIVES
 from agents.builders import (ALGORITHMS, attach_metadata, build_model, check_action_space, check_saved_model, load_agent,
                              load_config, saved_metadata)
 from agents.callbacks import EpisodeRecorder, LearningCurve, ValidationCallback
@@ -72,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="SubprocVecEnv (one process per env) or DummyVecEnv (in-process)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (small nets: 1 is fastest)")
-    parser.add_argument("--objective", choices=("latency", "gpu_time"), default=None,
+    parser.add_argument("--objective", choices=OBJECTIVES, default=None,
                         help="what the agent is rewarded for and the gap table reports: latency (sum of TTLT) or "
                         "gpu_time (total batch time); default: the env kwargs' objective, else latency")
     parser.add_argument("--eval-episodes", type=int, default=30, help="held-out instances to evaluate on")

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import train  # noqa: E402
+from infermax_env import OBJECTIVES  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imitation-episodes", type=int, default=1000,
                         help="teacher episodes for the behaviour-cloning warm start (algorithms that have one)")
     parser.add_argument("--episodes", type=int, default=100, help="held-out evaluation instances")
-    parser.add_argument("--objective", default=None, choices=("latency", "gpu_time"),
+    parser.add_argument("--objective", default=None, choices=OBJECTIVES,
                         help="reward and reported objective (default: the env kwargs', else latency)")
     parser.add_argument("--heuristics", default="all", help="comma-separated baselines.SCHEDULERS names, or 'all'")
     parser.add_argument("--solver-time-limit", type=float, default=8.0, help="CP-SAT seconds per instance")
