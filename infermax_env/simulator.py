@@ -154,12 +154,17 @@ class RunLog:
         return other
 
 
-def _row(name: str, packed: str) -> property:
-    """A read-only attribute naming row ``name`` of the packed array ``packed`` of a :class:`Simulator`."""
+def _state_attribute(name: str, what: str) -> property:
+    """A :class:`Simulator` attribute that cannot be rebound (the step and the row views would lose track of
+    it); ``what`` says what it is."""
     def refuse(sim: "Simulator", value: Any) -> None:
-        raise AttributeError(f"Simulator.{name} is a row of Simulator.{packed}, which the step reads; write it in "
-                             f"place (sim.{name}[r] = ... or sim.{name}[:] = ...) instead of rebinding it")
-    return property(attrgetter("_" + name), refuse, doc=f"Row ``{name}`` of :attr:`Simulator.{packed}` (a view).")
+        raise AttributeError(f"Simulator.{name} is {what}, which the step reads; write it in place "
+                             f"(sim.{name}[...] = ...) instead of rebinding it")
+    return property(attrgetter("_" + name), refuse, doc=f"{what[0].upper()}{what[1:]} (write in place).")
+
+
+def _row(name: str, packed: str) -> property:
+    return _state_attribute(name, f"a row of Simulator.{packed}")
 
 
 class Simulator:
@@ -168,10 +173,10 @@ class Simulator:
     Per-request state is exposed as arrays indexed by request position: ``kv``, ``generated``,
     ``prompt_len``, ``output_len``, ``arrival``, ``first_token_time``, ``finish_time``, ``num_preemptions``,
     ``recomputed_tokens`` and the rest of :data:`~infermax_env.layout.COUNT_ROWS`,
-    :data:`~infermax_env.layout.TIME_ROWS` and :data:`~infermax_env.layout.FLAG_ROWS`: they are read-only views of
-    the rows of the packed arrays ``counts`` (int64), ``times`` (float64, seconds) and ``flags`` (bool), so write
-    them in place (``sim.kv[r] = ...``); rebinding one raises AttributeError. ``copy.deepcopy``, ``pickle`` and
-    :meth:`clone` give independent simulators whose rows view their own packed arrays.
+    :data:`~infermax_env.layout.TIME_ROWS` and :data:`~infermax_env.layout.FLAG_ROWS`: they are views of the rows
+    of the packed arrays ``counts`` (int64), ``times`` (float64, seconds) and ``flags`` (bool). Write them in place
+    (``sim.kv[r] = ...``); rebinding a row or a packed array raises AttributeError. ``copy.deepcopy``, ``pickle``
+    and :meth:`clone` give independent simulators whose rows view their own packed arrays.
     ``waiting`` and ``resident`` are sets of request ids (arrived unfinished requests without and with KV;
     evicted requests return to ``waiting``, see ``evicted_waiting``); they carry no order: request ids are in
     arrival order, so :meth:`waiting_by_arrival` sorts them. ``log`` is the :class:`RunLog` of the iterations.
@@ -185,6 +190,9 @@ class Simulator:
         breakdown: whether each :class:`StepResult` carries the cost model's breakdown of its batch.
     """
 
+    counts = _state_attribute("counts", "the packed int64 per-request state (rows: layout.COUNT_ROWS)")
+    times = _state_attribute("times", "the packed float64 per-request times (rows: layout.TIME_ROWS)")
+    flags = _state_attribute("flags", "the packed bool per-request flags (rows: layout.FLAG_ROWS)")
     kv = _row("kv", "counts")
     generated = _row("generated", "counts")
     prompt_len = _row("prompt_len", "counts")
@@ -219,12 +227,12 @@ class Simulator:
         w = self.workload
         n = len(w)
         self.num_requests = n
-        self.counts = np.zeros((len(COUNT_ROWS), n), dtype=np.int64)
-        self.counts[layout.PROMPT_LEN] = w.prompt_len
-        self.counts[layout.OUTPUT_LEN] = w.output_len
-        self.times = np.full((len(TIME_ROWS), n), np.nan)
-        self.times[layout.ARRIVAL] = w.arrival
-        self.flags = np.zeros((len(FLAG_ROWS), n), dtype=bool)
+        self._counts = np.zeros((len(COUNT_ROWS), n), dtype=np.int64)
+        self._counts[layout.PROMPT_LEN] = w.prompt_len
+        self._counts[layout.OUTPUT_LEN] = w.output_len
+        self._times = np.full((len(TIME_ROWS), n), np.nan)
+        self._times[layout.ARRIVAL] = w.arrival
+        self._flags = np.zeros((len(FLAG_ROWS), n), dtype=bool)
         self._bind_rows()
         full_blocks = self.config.blocks(w.prompt_len + w.output_len - 1)
         oversized = np.flatnonzero(full_blocks > self.config.num_blocks)
@@ -258,7 +266,7 @@ class Simulator:
     def _bind_rows(self) -> None:
         """Point the row views at the packed arrays (``kv`` is ``counts[layout.KV]``, and so on)."""
         for packed, rows in _ROWS:
-            array = getattr(self, packed)
+            array = getattr(self, "_" + packed)
             for i, name in enumerate(rows):
                 setattr(self, "_" + name, array[i])
 
@@ -277,7 +285,7 @@ class Simulator:
         """An independent copy of the current state (for look-ahead and exhaustive search); unlike
         ``copy.deepcopy`` it shares the workload, the cost model and the logged entries, which are not modified."""
         state = self.__getstate__()
-        state.update({name: getattr(self, name).copy() for name, _ in _ROWS})
+        state.update({"_" + name: getattr(self, name).copy() for name, _ in _ROWS})
         state.update(waiting=set(self.waiting), resident=set(self.resident), log=self.log.copy())
         other = object.__new__(Simulator)
         other.__setstate__(state)
@@ -345,7 +353,7 @@ class Simulator:
         decode = np.empty(len(ids), dtype=np.bool_)
         parts = np.empty((3, len(ids)), dtype=np.int64)
         error, value, total_tokens, blocks_after, num_decodes, prefill_samples = _check_and_split(
-            ids, tokens, evict, self.counts, self._closed, self._next_arrival, cfg.max_batch_size, cfg.token_budget,
+            ids, tokens, evict, self._counts, self._closed, self._next_arrival, cfg.max_batch_size, cfg.token_budget,
             cfg.block_size, cfg.num_blocks, self.kv_blocks_used, decode, parts)
         if error:
             self._raise_infeasible(error, value, decision, blocks_after)
@@ -386,7 +394,7 @@ class Simulator:
         returns (ids that emitted a token, ids that finished, KV blocks the finished requests held)."""
         changed = np.empty((3, len(ids)), dtype=np.int64)
         num_emitted, num_finished, num_admitted, finished_blocks = _apply_decision(
-            ids, tokens, evict, self.counts, self.times, self.flags, start, end, self.config.block_size, changed)
+            ids, tokens, evict, self._counts, self._times, self._flags, start, end, self.config.block_size, changed)
         if len(evict):
             evict_list = evict.tolist()
             self.resident.difference_update(evict_list)

@@ -94,7 +94,10 @@ def test_rebinding_a_simulator_row_is_a_clear_error():
     sim = Simulator(tiny_setting().sample(0), LinearCostModel(), TINY_ENGINE)
     with pytest.raises(AttributeError, match=r"Simulator.kv is a row of Simulator.counts.*in place"):
         sim.kv = np.zeros(sim.num_requests, dtype=np.int64)
+    with pytest.raises(AttributeError, match=r"Simulator.counts is the packed int64 per-request state"):
+        sim.counts = sim.counts.copy()
     sim.kv[:] = 0  # writing in place is the supported way
+    assert not sim.counts[0].any()
 
 
 def test_logged_decisions_do_not_keep_the_action_scratch_arrays():
