@@ -116,7 +116,8 @@ def saved_metadata(path: str | Path) -> dict[str, Any]:
     """What :func:`attach_metadata` stored in a saved model (env id, env kwargs, algorithm)."""
     meta = _saved_data(path).get("infermax_metadata")
     if not meta:
-        raise ValueError(f"{path} has no infermax_metadata (not saved by train.py): pass the algorithm explicitly")
+        raise ValueError(f"{path} has no infermax_metadata (not saved by train.py), so its algorithm and env are "
+                         f"unknown: load it with agents.builders.load_agent(path, env, algo=...)")
     return meta
 
 
@@ -149,7 +150,7 @@ def check_saved_model(path: str | Path, env: gym.Env | Any | None = None,
         raise ValueError(f"{path} is a {saved_algo} model, not {algo}: load it as {saved_algo} "
                          f"(train.py: --algo {saved_algo}, or leave --algo out)")
     if algo is None and saved_algo is None:
-        raise ValueError(f"{path} has no infermax_metadata (not saved by train.py): pass the algorithm explicitly")
+        raise ValueError(f"{path} has no infermax_metadata (not saved by train.py): pass algo=...")
     cls = check_algorithm(algo or saved_algo)
     if env is not None:
         check_spaces_match(data["observation_space"], data["action_space"], env)
