@@ -5,7 +5,8 @@ Ray ships to every EnvRunner, so ``config.environment("InferMax-Tiny-v0")`` work
 imported :mod:`infermax_env` themselves. The registered creator returns the RLlib observation format,
 :class:`~infermax_env.wrappers.FlatObservation` ``{"observations", "action_mask"}`` (float32 mask), with the
 fixed-schema :class:`~infermax_env.wrappers.ScalarInfo`; ``env_config`` holds the env keywords (settings by name:
-``{"action_mode": "sequential", "objective": "gpu_time"}``).
+``{"action_mode": "sequential", "objective": "gpu_time"}``). A ``reference`` scheduler given by name resolves only
+where :mod:`baselines` was imported; on EnvRunners pass its class (``reference=VLLMScheduler``), which imports it.
 
 :func:`masked_ppo_config` is RLlib's PPO with its action-masking RLModule (``ActionMaskingTorchRLModule``,
 which adds ``log(mask)`` to the logits; for ``MultiDiscrete`` actions the flat (3K,) mask lines up with the

@@ -7,6 +7,7 @@ import sys
 import gymnasium as gym
 import pytest
 
+import baselines  # noqa: F401  (registers the scheduler names used as reference="vllm")
 import infermax_env  # noqa: F401
 from infermax_env.extras import EXTRAS, MissingExtraError, require
 

@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+import baselines  # noqa: F401  (registers the scheduler names used as reference="vllm")
 import infermax_env  # noqa: F401
 from infermax_env.vector import InferMaxVectorEnv
 from infermax_env.wrappers import SCALAR_INFO_KEYS

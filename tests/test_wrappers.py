@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import baselines  # noqa: F401  (registers the scheduler names used as reference="vllm")
 import infermax_env  # noqa: F401
 from infermax_env.envs import GLOBAL_FEATURES, REQUEST_FEATURES
 from infermax_env.wrappers import SCALAR_INFO_KEYS, FlatObservation, ScalarInfo, SlotMask
