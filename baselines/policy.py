@@ -46,6 +46,8 @@ class SchedulerPolicy:
         self.env = base
         self._episode = -1
         self._queue: deque[Any] = deque()
+        self._on_step = getattr(scheduler, "on_step", None)
+        self._pushed: Any = None
 
     def predict(self, observation: Any = None, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[Any, None]:
@@ -57,7 +59,11 @@ class SchedulerPolicy:
         if env.episode != self._episode or (episode_start is not None and bool(np.any(episode_start))):
             self._episode = env.episode
             self._queue.clear()
+            self._pushed = None
             self.scheduler.reset(env.sim)
         if not self._queue:
+            if self._on_step is not None and env.last_result is not None and env.last_result is not self._pushed:
+                self._pushed = env.last_result
+                self._on_step(self._pushed)  # as Simulator.run does after each step
             self._queue.extend(env.decision_to_actions(self.scheduler.decide(env.sim)))
         return self._queue.popleft(), None

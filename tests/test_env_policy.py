@@ -53,6 +53,33 @@ def test_policy_resets_the_scheduler_at_each_episode():
     assert first == again
 
 
+def test_policy_pushes_each_launched_step_to_the_scheduler_on_step_hook():
+    from baselines import VLLMScheduler
+    from baselines.policy import SchedulerPolicy
+    from infermax_env import Simulator
+
+    class Recording(VLLMScheduler):
+        def reset(self, sim):
+            super().reset(sim)
+            self.decisions = []
+
+        def on_step(self, result):
+            self.decisions.append(result.decision)
+
+    env = gym.make("InferMax-Tiny-v0", action_mode="sequential")
+    scheduler = Recording()
+    policy = SchedulerPolicy(scheduler, env)
+    env.reset(seed=3)
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, _ = env.step(policy.predict(None)[0])
+    sim = env.unwrapped.sim
+    direct = Recording()
+    Simulator(sim.workload, sim.cost_model, sim.config, oracle=sim.oracle).run(direct)
+    # Before each decision the scheduler has seen every step so far (the final step needs no further decision).
+    assert scheduler.decisions == sim.log.decisions[:-1] == direct.decisions[:-1]
+
+
 # ---- vector envs and SB3 ------------------------------------------------------------------------------------
 def _rollout(vec_step, vec_reset, num_envs: int, actions: np.ndarray):
     obs, _ = vec_reset(seed=[10 + i for i in range(num_envs)])

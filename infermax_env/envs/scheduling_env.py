@@ -151,6 +151,11 @@ class InferMaxEnv(gym.Env):
         return self._mask.copy()
 
     @property
+    def last_result(self) -> StepResult | None:
+        """What the last launched iteration of this episode did (None before the first)."""
+        return self._last
+
+    @property
     def slot_ids(self) -> np.ndarray:
         """The request id (workload position) in each slot, -1 for an empty slot."""
         if self.sim is None:
