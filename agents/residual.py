@@ -39,6 +39,8 @@ EXTRA_FEATURES = ("remaining_output_q10", "remaining_output_q50", "remaining_out
 length given the tokens generated so far (scaled like the env's token counts) and the Gittins index of the
 remaining hybrid cost, mapped to ``index / (1 + index)``."""
 QUANTILES = (0.1, 0.5, 0.9)
+SUB_STEP_LIMIT = 50_000_000
+"""Sequential-mode sub-steps per episode before truncation (the registered limit counts sub-steps)."""
 
 
 class ResidualOrder(Order):
@@ -187,6 +189,8 @@ def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", wind
     for key in ("action_mode", "window"):
         if key in env_kwargs:
             raise ValueError(f"make_residual_env sets {key!r} itself; pass window= / env_window= instead")
+    # one agent step is a whole iteration of sub-steps: the registered step limit would cut long windows short
+    env_kwargs.setdefault("max_episode_steps", SUB_STEP_LIMIT)
     env = gym.make(env_id, action_mode="sequential", window=env_window or window, **env_kwargs)
     return ResidualEnv(env, base, window=window, correction_scale=correction_scale)
 
@@ -205,5 +209,12 @@ def zero_correction_head(model) -> None:
         last.bias.zero_()
 
 
-__all__ = ["EXTRA_FEATURES", "RESIDUAL_POLICY_KWARGS", "ResidualEnv", "ResidualOrder", "make_residual_env",
-           "residual_scheduler", "zero_correction_head"]
+def correction_is_zero(model) -> bool:
+    """Whether the policy's mean correction is exactly 0 for every observation (its scorer's last layer is
+    zero, as :func:`zero_correction_head` leaves it): the agent then acts exactly as its base heuristic."""
+    last = model.policy.mlp_extractor.output_layers()[0]
+    return not (last.weight.any() or last.bias.any())
+
+
+__all__ = ["EXTRA_FEATURES", "RESIDUAL_POLICY_KWARGS", "ResidualEnv", "ResidualOrder", "correction_is_zero",
+           "make_residual_env", "residual_scheduler", "zero_correction_head"]

@@ -10,8 +10,8 @@ import torch as th
 from stable_baselines3 import PPO
 
 from agents.policies import SlotScoringPolicy
-from agents.residual import (EXTRA_FEATURES, RESIDUAL_POLICY_KWARGS, ResidualEnv, make_residual_env,
-                             residual_scheduler, zero_correction_head)
+from agents.residual import (EXTRA_FEATURES, RESIDUAL_POLICY_KWARGS, ResidualEnv, correction_is_zero,
+                             make_residual_env, residual_scheduler, zero_correction_head)
 from baselines import make_scheduler
 from infermax_env.simulator import Simulator
 from infermax_env.workload import Workload
@@ -62,6 +62,7 @@ def test_untrained_agent_is_the_base_heuristic_and_a_correction_changes_the_sche
     env = make_residual_env("InferMax-v0", "sagesched", window=64, oracle=False, kv_capacity=20_000)
     model = PPO(SlotScoringPolicy, env, policy_kwargs=RESIDUAL_POLICY_KWARGS, n_steps=64, batch_size=64, seed=0)
     zero_correction_head(model)
+    assert correction_is_zero(model)
     workload = small_workload(3, num_requests=32)
     untrained = run_residual(env, workload, lambda obs: model.predict(obs, deterministic=True)[0])
     reference = heuristic_metrics(env, "sagesched", workload)
