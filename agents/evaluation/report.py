@@ -17,15 +17,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from infermax_env.metrics import Objective
+
 from .optimum_cache import OptimumRecord
 from .rollouts import objective_value_of
 
 REPORTED_METRICS = ("sum_ttlt", "mean_ttlt", "total_gpu_time")
 """Per-instance metric summaries averaged over the instances in the summary table (columns ``avg_<name>_s``):
 the objective is ``sum_ttlt`` (latency) or ``total_gpu_time`` (gpu_time)."""
-
-OBJECTIVE_METRIC = {"latency": "sum_ttlt", "gpu_time": "total_gpu_time"}
-"""The metric summary key each objective is."""
 
 TIE = 1e-9
 """Relative differences at or below this count as ties."""
@@ -126,7 +125,7 @@ class GapReport:
         for name, values in self.objectives.items():
             row: dict[str, Any] = {"policy": name, "kind": "heuristic" if name in self.heuristics else "agent",
                                    "oracle": "yes" if name in self.oracle else "no"}
-            metrics = self.metrics.get(name) or {OBJECTIVE_METRIC[self.objective]: values}
+            metrics = self.metrics.get(name) or {Objective.parse(self.objective).summary_key: values}
             row.update({f"avg_{key}_s": float(v.mean()) for key, v in metrics.items()})
             if self.has_optimum:
                 low, high = self.gap_to_optimum(name)
@@ -140,7 +139,7 @@ class GapReport:
                 row.update(gap_vs_best_heuristic=float(vs.mean()), beats_best_heuristic=int((vs < -TIE).sum()),
                            ties_best_heuristic=int((np.abs(vs) <= TIE).sum()))
             rows.append(row)
-        key = "gap_to_best_known" if self.has_optimum else f"avg_{OBJECTIVE_METRIC[self.objective]}_s"
+        key = "gap_to_best_known" if self.has_optimum else f"avg_{Objective.parse(self.objective).summary_key}_s"
         return sorted(rows, key=lambda r: r[key])
 
     def instance_rows(self) -> list[dict[str, Any]]:
@@ -172,7 +171,7 @@ class GapReport:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for row in rows:
             lines.append("| " + " | ".join(_format_cell(c, row[c]) for c in columns) + " |")
-        key = OBJECTIVE_METRIC[self.objective]
+        key = Objective.parse(self.objective).summary_key
         notes = [f"{len(self.seeds)} instances, objective {self.objective!r} = {key} (per instance, seconds); "
                  f"avg_<metric>_s is that per-instance metric averaged over the instances (avg_sum_ttlt_s: the sum of "
                  f"TTLT of an instance, averaged; avg_mean_ttlt_s: its mean TTLT, averaged). oracle = yes: the "

@@ -101,7 +101,5 @@ def runnable_heuristics(env: gym.Env, names: Sequence[str], workload: Workload) 
 
 
 def objective_value_of(summary: Mapping[str, float], objective: str) -> float:
-    """``objective_value`` for a plain metric summary."""
-    from infermax_env.metrics import RunMetrics
-
-    return objective_value(RunMetrics({}, dict(summary)), objective)
+    """``objective_value`` of a plain metric summary."""
+    return objective_value(summary, objective)
