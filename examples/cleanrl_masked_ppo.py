@@ -1,8 +1,8 @@
 """CleanRL-style single-file PPO with invalid-action masking on InferMax (select mode, MultiDiscrete([3] * K)).
 
-The only InferMax-specific line is the wrapper: ``FlatObservation`` turns the Dict observation into
-``{"observations": flat float32 vector, "action_mask": (3K,) mask}``, and ``ScalarInfo`` keeps the per-step
-info to fixed scalars (cheap for Gymnasium's vector info aggregation). The agent masks each slot's
+The only InferMax-specific line is the vector env: InferMax's native one (``gym.make_vec`` picks its
+``vector_entry_point``), with ``flat=True`` for ``FlatObservation``'s format ``{"observations": flat float32
+vector, "action_mask": (3K,) mask}`` and a fixed-schema scalar ``info``. The agent masks each slot's
 (leave, run, evict) logits and sums the K slot log-probabilities, the usual factorisation of a MultiDiscrete
 policy. Needs torch (``pip install 'infermax-env[sb3]'`` or just torch).
 
@@ -21,7 +21,6 @@ from torch import nn
 from torch.distributions import Categorical
 
 import infermax_env  # noqa: F401  (registers the envs)
-from infermax_env.wrappers import FlatObservation, ScalarInfo
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,7 +78,7 @@ def main(argv=None) -> dict[str, float]:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    envs = gym.make_vec(args.env_id, args.num_envs, vectorization_mode="sync", wrappers=[FlatObservation, ScalarInfo])
+    envs = gym.make_vec(args.env_id, args.num_envs, vectorization_mode="vector_entry_point", flat=True)
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     obs_size = envs.single_observation_space["observations"].shape[0]
     mask_size = envs.single_observation_space["action_mask"].shape[0]

@@ -8,7 +8,8 @@ produce identical observations, rewards and terminations. What it saves per step
 preallocated batch array per key instead of being concatenated, and ``info`` has the fixed scalar schema of
 :data:`infermax_env.wrappers.SCALAR_INFO_KEYS`, one (N,) float array per key, instead of Gymnasium's
 aggregation of the nested, ragged per-step info (``info_details=True`` adds the full infos as a tuple under
-``"details"``).
+``"details"``). ``flat=True`` gives :class:`~infermax_env.wrappers.FlatObservation`'s observations (the same as
+sync vectorisation with ``wrappers=[FlatObservation]``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .envs.scheduling_env import InferMaxEnv
-from .wrappers import SCALAR_INFO_KEYS, scalar_values
+from .wrappers import SCALAR_INFO_KEYS, FlatObservation, scalar_values
 
 
 class InferMaxVectorEnv(VectorEnv):
@@ -32,13 +33,16 @@ class InferMaxVectorEnv(VectorEnv):
     :param info_details: also return each sub-env's full info, as a tuple under ``info["details"]``.
     :param copy: return fresh observation arrays each step (else views of the internal buffers, overwritten by
         the next call).
+    :param flat: observations in :class:`~infermax_env.wrappers.FlatObservation`'s format, with its
+        ``obs_key``, ``mask_key`` and ``mask_dtype`` (``mask_key=None``: one (N, size) float32 array).
     :param kwargs: the env keywords of :class:`InferMaxEnv` (``window``, ``action_mode``, ``objective``, ...).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int, preset: str = "default", max_episode_steps: int | None = None,
-                 info_details: bool = False, copy: bool = True, **kwargs: Any):
+                 info_details: bool = False, copy: bool = True, flat: bool = False, obs_key: str = "observations",
+                 mask_key: str | None = "action_mask", mask_dtype: str = "float32", **kwargs: Any):
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if max_episode_steps is not None and not (isinstance(max_episode_steps, (int, np.integer))
@@ -51,7 +55,8 @@ class InferMaxVectorEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.envs = [InferMaxEnv(preset, **kwargs) for _ in range(self.num_envs)]
         first = self.envs[0]
-        self.single_observation_space = first.observation_space
+        self._flat = FlatObservation(first, obs_key, mask_key, mask_dtype) if flat else None
+        self.single_observation_space = self._flat.observation_space if flat else first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -59,8 +64,9 @@ class InferMaxVectorEnv(VectorEnv):
         self.info_details = info_details
         self.copy = copy
         self.render_mode = None
+        spaces = getattr(self.single_observation_space, "spaces", {None: self.single_observation_space})
         self._observations = {key: np.zeros((self.num_envs, *space.shape), dtype=space.dtype)
-                              for key, space in self.single_observation_space.spaces.items()}
+                              for key, space in spaces.items()}
         # Per sub-env state in Python lists (item access on small numpy arrays costs more than the copy to one).
         self._scalars = [(0.0,) * len(SCALAR_INFO_KEYS)] * self.num_envs
         self._rewards = [0.0] * self.num_envs
@@ -154,14 +160,17 @@ class InferMaxVectorEnv(VectorEnv):
         return info
 
     def _write(self, i: int, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        if self._flat is not None:
+            observation = self._flat.observation(observation)
+            if not isinstance(observation, dict):
+                observation = {None: observation}
         for key, batch in self._observations.items():
             batch[i] = observation[key]
         self._scalars[i] = scalar_values(info, self._num_requests[i], self.envs[i].reference_objective)
 
-    def _batch(self) -> dict[str, np.ndarray]:
-        if self.copy:
-            return {key: batch.copy() for key, batch in self._observations.items()}
-        return dict(self._observations)
+    def _batch(self) -> dict[str, np.ndarray] | np.ndarray:
+        batches = {key: batch.copy() if self.copy else batch for key, batch in self._observations.items()}
+        return batches[None] if None in batches else batches
 
     def _info(self, details: list[dict | None]) -> dict[str, Any]:
         info: dict[str, Any] = dict(zip(SCALAR_INFO_KEYS, np.array(self._scalars, dtype=np.float64).T.copy()))

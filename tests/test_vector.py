@@ -96,3 +96,27 @@ def test_other_action_modes_match_sync_make_vec(action_mode):
         np.testing.assert_array_equal(rewards, expected_rewards)
         np.testing.assert_array_equal(terminations, expected_terminations)
         np.testing.assert_array_equal(observations["requests"], expected["requests"])
+
+
+@pytest.mark.parametrize("keys", [{}, {"obs_key": "obs", "mask_key": "mask", "mask_dtype": "bool"}, {"mask_key": None}])
+def test_flat_observations_match_sync_make_vec_with_the_flat_wrapper(keys):
+    from infermax_env.wrappers import FlatObservation
+
+    native = gym.make_vec("InferMax-Tiny-v0", 2, vectorization_mode="vector_entry_point", flat=True, **keys)
+    sync = gym.make_vec("InferMax-Tiny-v0", 2, vectorization_mode="sync",
+                        wrappers=[lambda env: FlatObservation(env, **keys)])
+    assert native.single_observation_space == sync.single_observation_space
+    native.action_space.seed(1)
+    observations, _ = native.reset(seed=3)
+    expected, _ = sync.reset(seed=3)
+    for _ in range(30):
+        if isinstance(expected, dict):
+            assert set(observations) == set(expected)
+            for key in expected:
+                np.testing.assert_array_equal(observations[key], expected[key])
+                assert observations[key].dtype == expected[key].dtype
+        else:
+            np.testing.assert_array_equal(observations, expected)
+        actions = random_valid_actions(native.unwrapped.action_masks(), np.random.default_rng(0))
+        observations, *_ = native.step(actions)
+        expected, *_ = sync.step(actions)
