@@ -278,6 +278,8 @@ def test_a_policy_beating_the_solver_schedule_is_counted_not_called_better_than_
     assert row["below_best_known"] == 1 and row["gap_to_bound"] > 0
     text = report.to_markdown()
     assert "below_best_known counts instances where the policy beat the solver's best schedule" in text
+    report.optimum = [record(10.0, 8.0), record(10.0, 9.0)]
+    assert "| n/a |" in report.to_markdown()  # gap_proven with no proven instance
 
 
 class FakeResult:

@@ -260,6 +260,8 @@ class GapReport:
 
 
 def _format_cell(column: str, value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
     if isinstance(value, float) and "gap" in column:
         return f"{100 * value:.2f}%"
     if isinstance(value, float):
