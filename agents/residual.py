@@ -39,6 +39,9 @@ EXTRA_FEATURES = ("remaining_output_q10", "remaining_output_q50", "remaining_out
 length given the tokens generated so far (scaled like the env's token counts) and the Gittins index of the
 remaining hybrid cost, mapped to ``index / (1 + index)``."""
 QUANTILES = (0.1, 0.5, 0.9)
+DEFAULT_ENV_WINDOW = 1024
+"""Requests a decision may touch by default: a heuristic's decision on a request outside the env's window cannot
+be launched (``NotExpressibleError``); InferMax-v0 windows of 1,024 requests fit."""
 SUB_STEP_LIMIT = 50_000_000
 """Sequential-mode sub-steps per episode before truncation (the registered limit counts sub-steps)."""
 
@@ -183,15 +186,16 @@ class ResidualEnv(gym.Wrapper):
 
 def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", window: int = 256,
                       env_window: int | None = None, correction_scale: float = 2.0, **env_kwargs: Any) -> ResidualEnv:
-    """``gym.make(env_id, action_mode="sequential", window=env_window or window, **env_kwargs)`` wrapped in a
-    :class:`ResidualEnv`. ``env_window`` bounds the requests a decision may touch (raise it for windows of
-    more requests than ``window``); the agent sees and corrects the first ``window`` slots."""
+    """``gym.make(env_id, action_mode="sequential", window=env_window, **env_kwargs)`` wrapped in a
+    :class:`ResidualEnv`. ``env_window`` (default ``max(window, DEFAULT_ENV_WINDOW)``) bounds the requests a
+    decision may touch; the agent sees and corrects the first ``window`` slots."""
     for key in ("action_mode", "window"):
         if key in env_kwargs:
             raise ValueError(f"make_residual_env sets {key!r} itself; pass window= / env_window= instead")
     # one agent step is a whole iteration of sub-steps: the registered step limit would cut long windows short
     env_kwargs.setdefault("max_episode_steps", SUB_STEP_LIMIT)
-    env = gym.make(env_id, action_mode="sequential", window=env_window or window, **env_kwargs)
+    env = gym.make(env_id, action_mode="sequential", window=env_window or max(window, DEFAULT_ENV_WINDOW),
+                   **env_kwargs)
     return ResidualEnv(env, base, window=window, correction_scale=correction_scale)
 
 
@@ -209,6 +213,13 @@ def zero_correction_head(model) -> None:
         last.bias.zero_()
 
 
+RESIDUAL_ENV_ID = "InferMaxResidual-v0"
+"""Registered on import of this module; ``gym.make("agents.residual:InferMaxResidual-v0", base=..., window=...,
+oracle=False)`` imports it first, so a saved residual agent's metadata rebuilds its env in train.py."""
+if RESIDUAL_ENV_ID not in gym.registry:
+    gym.register(RESIDUAL_ENV_ID, entry_point=make_residual_env, disable_env_checker=True)
+
+
 def correction_is_zero(model) -> bool:
     """Whether the policy's mean correction is exactly 0 for every observation (its scorer's last layer is
     zero, as :func:`zero_correction_head` leaves it): the agent then acts exactly as its base heuristic."""
@@ -216,5 +227,5 @@ def correction_is_zero(model) -> bool:
     return not (last.weight.any() or last.bias.any())
 
 
-__all__ = ["EXTRA_FEATURES", "RESIDUAL_POLICY_KWARGS", "ResidualEnv", "ResidualOrder", "correction_is_zero",
+__all__ = ["EXTRA_FEATURES", "RESIDUAL_ENV_ID", "RESIDUAL_POLICY_KWARGS", "ResidualEnv", "ResidualOrder", "correction_is_zero",
            "make_residual_env", "residual_scheduler", "zero_correction_head"]

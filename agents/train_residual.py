@@ -28,24 +28,26 @@ from .builders import attach_metadata
 from .curriculum import Curriculum
 from .group_rollouts import GroupPPO
 from .policies import SlotScoringPolicy
-from .residual import RESIDUAL_POLICY_KWARGS, ResidualEnv, make_residual_env, zero_correction_head
+from .residual import (RESIDUAL_ENV_ID, RESIDUAL_POLICY_KWARGS, ResidualEnv, make_residual_env,
+                       zero_correction_head)
 
 ENV_ID = "InferMax-v0"
+RESIDUAL_MAKE_ID = f"agents.residual:{RESIDUAL_ENV_ID}"
 VALIDATION_SEED_OFFSET = 15_000_000
 HYPERPARAMETERS = {"learning_rate": 1e-4, "n_steps": 1024, "batch_size": 512, "n_epochs": 4, "clip_range": 0.2,
                    "ent_coef": 0.0, "vf_coef": 0.0, "max_grad_norm": 0.5, "gamma": 1.0}
 """PPO settings; ``vf_coef`` 0 because the group baseline replaces the value function in the advantages."""
 
 
-def residual_metadata(base: str, window: int, correction_scale: float, env_kwargs: dict[str, Any]) -> dict:
-    """What train.py's ``--eval-only`` needs to rebuild the env a residual checkpoint acts in."""
-    return {"base": base, "window": window, "correction_scale": correction_scale, "env_kwargs": env_kwargs}
+def residual_env_kwargs(base: str, window: int, correction_scale: float) -> dict[str, Any]:
+    """The kwargs of ``gym.make(RESIDUAL_MAKE_ID, ...)`` a residual agent is trained in (saved in its metadata,
+    so train.py's ``--eval-only`` rebuilds the env)."""
+    return {"base": base, "window": window, "correction_scale": correction_scale, "oracle": False}
 
 
-def env_from_metadata(meta: dict[str, Any], env_window: int | None = None, **overrides: Any) -> ResidualEnv:
-    """The :class:`ResidualEnv` described by :func:`residual_metadata` (``overrides`` go to ``gym.make``)."""
-    return make_residual_env(ENV_ID, meta["base"], window=meta["window"], env_window=env_window,
-                             correction_scale=meta["correction_scale"], **{**meta["env_kwargs"], **overrides})
+def env_from_metadata(env_kwargs: dict[str, Any], env_window: int | None = None) -> ResidualEnv:
+    """The :class:`ResidualEnv` a residual agent's saved ``env_kwargs`` describe."""
+    return make_residual_env(ENV_ID, env_window=env_window, **env_kwargs)
 
 
 def validation_windows(count: int, rate: float = 1.0, num_requests: int = 256, offset: int = VALIDATION_SEED_OFFSET):
@@ -139,11 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     th.set_num_threads(args.torch_threads)
     run_dir = Path(args.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    env_kwargs = {"oracle": False}
-    meta = residual_metadata(args.base, args.window, args.correction_scale, env_kwargs)
+    env_kwargs = residual_env_kwargs(args.base, args.window, args.correction_scale)
 
     def factory() -> ResidualEnv:
-        return env_from_metadata(meta)
+        return env_from_metadata(env_kwargs)
 
     started = time.time()
     deadline = started + 60 * args.minutes
@@ -165,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                  "args": {k: v for k, v in vars(args).items() if k != "resume"}}
     model.progress_fn = lambda: max(model.num_timesteps / budget["steps"],
                                     (time.time() - state["started"]) / budget["seconds"])
-    attach_metadata(model, ENV_ID, env_kwargs, "ppo")
-    model.infermax_metadata["residual"] = meta
+    attach_metadata(model, RESIDUAL_MAKE_ID, env_kwargs, "ppo")
     if not (run_dir / "best_model.zip").is_file():
         model.save(run_dir / "best_model.zip")  # the zero-correction policy: the base heuristic (score 1.0)
     validation_env = factory()

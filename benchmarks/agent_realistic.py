@@ -52,11 +52,11 @@ def agent_ttlt(model_path: Path, workloads, env_window: int, config) -> tuple[np
     from agents.residual import correction_is_zero
     from stable_baselines3 import PPO
 
-    meta = saved_metadata(model_path)["residual"]
+    env_kwargs = saved_metadata(model_path)["env_kwargs"]
     model = PPO.load(model_path, device="cpu")
     if correction_is_zero(model):
-        return heuristic_ttlt(meta["base"], workloads, config), True
-    env = env_from_metadata(meta, env_window=max(env_window, meta["window"]))
+        return heuristic_ttlt(env_kwargs["base"], workloads, config), True
+    env = env_from_metadata(env_kwargs, env_window=max(env_window, env_kwargs["window"]))
     values = []
     for workload in workloads:
         obs, _ = env.reset(options={"workload": workload})
