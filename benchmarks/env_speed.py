@@ -13,8 +13,8 @@ cache (about a second, once per process), which is not the steady-state speed.
 
 ``--vector N`` compares, in the select mode, ``gymnasium.make_vec(env, N)`` with Gymnasium's sync
 vectorisation against the native vector env (``vectorization_mode="vector_entry_point"``): microseconds per
-env step (time inside the vector ``step`` and ``reset`` over N sub-env steps), both runs on the same seeds and
-random valid actions; wall-clock and CPU time (on a shared machine the CPU figure is the steadier one).
+env step (time inside the vector ``step`` over N sub-env steps), both on the same seeds and random valid actions,
+alternating in blocks of 50 vector steps so both see the same load; wall-clock and CPU time.
 
     python benchmarks/env_speed.py [--steps 20000] [--warmup 500] [--window 64] [--env InferMax-v0] [--vector 8]
 """
@@ -71,25 +71,30 @@ def measure(env_id: str, mode: str, steps: int, window: int, warmup: int = 500,
     return steps / in_env, steps / elapsed, steps / cpu, episodes, launched
 
 
-def measure_vector(env_id: str, vectorization_mode: str, num_envs: int, steps: int, window: int, warmup: int = 50,
-                   seed: int = 0) -> tuple[float, float]:
-    """(wall, CPU) microseconds per env step inside ``step`` of a ``num_envs``-env vector env (select mode), over
-    ``steps`` vector steps after ``warmup`` untimed ones."""
-    envs = gym.make_vec(env_id, num_envs, vectorization_mode=vectorization_mode, window=window)
-    rng = np.random.default_rng(seed)
-    observations, _ = envs.reset(seed=seed)
-    in_env = in_env_cpu = 0.0
-    for step in range(warmup + steps):
-        if step == warmup:
-            in_env = in_env_cpu = 0.0
-        allowed = observations["action_mask"].reshape(num_envs, -1, 3).sum(axis=2)
-        actions = (rng.random(allowed.shape) * allowed).astype(np.int64)
-        entered, cpu_entered = time.perf_counter(), time.process_time()
-        observations, *_ = envs.step(actions)
-        in_env += time.perf_counter() - entered
-        in_env_cpu += time.process_time() - cpu_entered
-    envs.close()
-    return in_env / (steps * num_envs) * 1e6, in_env_cpu / (steps * num_envs) * 1e6
+def compare_vector(env_id: str, num_envs: int, steps: int, window: int, warmup: int = 50, block: int = 50,
+                   seed: int = 0) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) microseconds per env step inside ``step`` for sync ``make_vec`` and the native vector env
+    (select mode, ``num_envs`` sub-envs each), over ``steps`` vector steps each after ``warmup`` untimed ones.
+    The two alternate in blocks of ``block`` vector steps, so both see the same machine load."""
+    modes = ("sync", "vector_entry_point")
+    envs = {mode: gym.make_vec(env_id, num_envs, vectorization_mode=mode, window=window) for mode in modes}
+    rngs = {mode: np.random.default_rng(seed) for mode in modes}
+    observations = {mode: envs[mode].reset(seed=seed)[0] for mode in modes}
+    spent = {mode: [0.0, 0.0] for mode in modes}
+    for start in range(0, warmup + steps, block):
+        for mode in modes:
+            for step in range(start, min(start + block, warmup + steps)):
+                allowed = observations[mode]["action_mask"].reshape(num_envs, -1, 3).sum(axis=2)
+                actions = (rngs[mode].random(allowed.shape) * allowed).astype(np.int64)
+                entered, cpu_entered = time.perf_counter(), time.process_time()
+                observations[mode], *_ = envs[mode].step(actions)
+                if step >= warmup:
+                    spent[mode][0] += time.perf_counter() - entered
+                    spent[mode][1] += time.process_time() - cpu_entered
+    for env in envs.values():
+        env.close()
+    return {mode: (wall / (steps * num_envs) * 1e6, cpu / (steps * num_envs) * 1e6)
+            for mode, (wall, cpu) in spent.items()}
 
 
 def host_reference_us() -> float:
@@ -116,8 +121,8 @@ def main() -> None:
               f"({launched} iterations launched, {episodes} episodes ended)")
     if args.vector:
         vector_steps = max(args.steps // args.vector, 1)
-        sync, sync_cpu = measure_vector(args.env, "sync", args.vector, vector_steps, args.window)
-        native, native_cpu = measure_vector(args.env, "vector_entry_point", args.vector, vector_steps, args.window)
+        rates = compare_vector(args.env, args.vector, vector_steps, args.window)
+        (sync, sync_cpu), (native, native_cpu) = rates["sync"], rates["vector_entry_point"]
         print(f"vector, N = {args.vector}, select mode, {vector_steps} vector steps, us per env step (wall / CPU): "
               f"sync make_vec {sync:.1f} / {sync_cpu:.1f} | vector_entry_point {native:.1f} / {native_cpu:.1f} "
               f"({sync / native:.2f}x wall, {sync_cpu / native_cpu:.2f}x CPU)")
