@@ -155,6 +155,16 @@ class IntegerLinearCost:
         return den * (self.k_ao + self.k_bo + cheapest_attention)
 
 
+def full_continuations_hold(cost: "IntegerLinearCost", instance: "ScheduleInstance") -> bool:
+    """Whether moving a token from a request's earlier prefill chunk into its later one is strictly cheaper under
+    ``cost`` for every chunk of ``instance`` (see :meth:`ScheduleModel._add_full_continuations`): the cached-token
+    saving ``den k_mp`` exceeds the largest multi-kernel attention excess ``(num - den) k_ap (2 m - 1)``, ``m`` up
+    to ``I + O - 3``."""
+    most_cached = max(p + o for p, o in zip(instance.prompt_len, instance.output_len)) - 3
+    excess = (cost.mult_num - cost.mult_den) * cost.k_ap * max(2 * most_cached - 1, 0)
+    return cost.mult_den * cost.k_mp > excess
+
+
 @dataclass(frozen=True)
 class ScheduleInstance:
     """An offline instance in plain integers: prompt and output lengths and the engine limits."""
@@ -193,11 +203,17 @@ class ScheduleModel:
     created in a fixed order, so two models built with the same arguments have the same variable indices (the hint
     completion relies on it). With ``deadline`` (a :func:`time.perf_counter` value) building checks the clock once per
     iteration and per cut and raises :class:`ModelBuildTimeout` when it has passed.
+
+    Optional constraints, each sound (some optimal schedule satisfies them all; the arguments are in the methods'
+    docstrings and ``docs/optimal.md``): ``evict_after_emission`` (:meth:`_add_eviction_after_emission`),
+    ``full_continuations`` (:meth:`_add_full_continuations`, added only when :func:`full_continuations_hold` for
+    the cost and instance) and ``bound_cuts`` (:meth:`_add_bound_cuts`, complete models only).
     """
 
     def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
                  allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None,
-                 deadline: float | None = None):
+                 deadline: float | None = None, evict_after_emission: bool = False, full_continuations: bool = False,
+                 bound_cuts: bool = False):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
         if truncated_bound is not None and truncated_bound <= horizon:
@@ -221,6 +237,12 @@ class ScheduleModel:
             self._add_progress_bounds()
         self._add_energy_bounds()
         self._add_early_eviction()
+        if evict_after_emission:
+            self._add_eviction_after_emission()
+        if full_continuations and full_continuations_hold(cost, instance):
+            self._add_full_continuations()
+        if bound_cuts and not self.truncated:
+            self._add_bound_cuts()
         if symmetry_breaking:
             self._add_symmetry_breaking()
         self._deadline = None  # built: reading solutions never times out
@@ -613,6 +635,50 @@ class ScheduleModel:
         for t in range(1, self.horizon):
             for r in self._requests():
                 self.model.add_implication(self.evict[t][r], self.runs[t - 1][r])
+
+    def _add_eviction_after_emission(self) -> None:
+        """Dominance: a request evicted in iteration ``t`` emitted a token in ``t - 1``. If it ran a chunk that emitted
+        nothing, the eviction discards that chunk: dropping the chunk (and the iteration, if it empties) and evicting
+        one iteration earlier costs strictly less (every coefficient is non-negative, the per-token one positive); if
+        it idled, evicting earlier changes no batch (:meth:`_add_early_eviction`). An optimal schedule that is
+        cheapest and then has the earliest evictions therefore satisfies this and every other rule here."""
+        for t in range(1, self.horizon):
+            for r in self._requests():
+                self.model.add_implication(self.evict[t][r], self.emits[t - 1][r])
+
+    def _add_full_continuations(self) -> None:
+        """Dominance: an iteration running a prefill chunk of a request that already holds KV (``kv_used >= 1``, a
+        prompt or recomputation continued from an earlier chunk) computes exactly ``C`` tokens.
+
+        Otherwise move one token of that request's previous chunk (at ``t' < t``, which emitted nothing) into ``t``:
+        memory at ``t`` is unchanged and lower in between, the chunks' attention sum ``sum c (c + 2m)`` is unchanged
+        (it telescopes), the cached-token charge at ``t`` falls by ``den k_mp``, a token moves to an iteration with no
+        more unfinished requests, and a chunk of one token disappears (dropping its entry, maybe its iteration). The
+        only charge that can grow is the attention's multi-kernel excess, by at most
+        ``(num - den) k_ap (2 m - 1)`` for ``m`` cached tokens; :func:`full_continuations_hold` checks it is below
+        ``den k_mp``, so the move is strictly cheaper and no optimal schedule breaks the rule."""
+        model, budget = self.model, self.instance.token_budget
+        for t in self._iterations():
+            total = sum(self.tokens[t])
+            for r in self._requests():
+                top = self.instance.prompt_len[r] + self.instance.output_len[r] - 2
+                cached = model.new_bool_var(f"continues[{t},{r}]")
+                model.add(self.kv_used[t][r] >= cached)
+                model.add(self.kv_used[t][r] <= top * cached)
+                model.add(total == budget).only_enforce_if([self.runs[t][r], cached, ~self.decodes[t][r]])
+
+    def _add_bound_cuts(self) -> None:
+        """Redundant for complete models: the counts of :func:`~baselines.optimal.bounds.prefix_bounds` (iterations,
+        prefill iterations, and for latency the sum of completions) and the closed-form objective bound."""
+        from .bounds import lower_bound, prefix_bounds
+
+        prefix = prefix_bounds(self.instance)
+        model = self.model
+        model.add(sum(self.active) >= prefix.iterations[-1])
+        model.add(sum(self.has_prefill) >= prefix.prefill_iterations[-1])
+        if self.objective_name == "latency":
+            model.add(sum(sum(row) for row in self.alive[:self.horizon]) >= sum(prefix.iterations))
+        model.add(self.objective >= lower_bound(self.instance, self.cost, self.objective_name))
 
     def _add_symmetry_breaking(self) -> None:
         """Requests with equal prompt and output lengths are interchangeable: relabelling makes the lower-numbered

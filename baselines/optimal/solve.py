@@ -288,8 +288,9 @@ def _solver(time_limit: float, workers: int, seed: int, log: bool,
 
 
 def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], deadline: float, seed: int) -> None:
-    """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy with the decisions fixed
-    (propagation alone determines the rest) and copy the values by variable index. Adds no hint when
+    """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy without the optional
+    dominance rules and cuts (the hint may break a rule) with the decisions fixed (propagation alone determines the
+    rest) and copy the values by variable index. Adds no hint when
     ``HINT_COMPLETION_SECONDS`` or the ``deadline`` runs out first (the search then starts without one; the incumbent
     schedule is kept by the caller)."""
     try:
@@ -308,7 +309,8 @@ def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], d
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(f"the hint schedule is not a solution of the CP-SAT model ({solver.status_name(status)}); "
                            f"the model and the simulator disagree")
-    for index in range(len(schedule.model.proto.variables)):
+    # The optional rules create their variables last, so the rule-free copy's variables are a prefix of the model's.
+    for index in range(len(fixed.model.proto.variables)):
         variable = schedule.model.get_int_var_from_proto_index(index)
         schedule.model.add_hint(variable, solver.value(fixed.model.get_int_var_from_proto_index(index)))
 
@@ -351,7 +353,8 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
                   objective: str = "latency", *, time_limit: float = 60.0, workers: int = 2, seed: int = 0,
                   allow_eviction: bool = True, hint: Sequence[Decision] | None = None,
                   max_iterations: int | None = None, initial_horizon: int | None = None, log: bool = False,
-                  solver_parameters: Mapping[str, object] | None = None) -> OptimalResult:
+                  solver_parameters: Mapping[str, object] | None = None, dominance_rules: bool = True,
+                  bound_cuts: bool = True) -> OptimalResult:
     """The optimal schedule of an offline ``workload`` under ``engine`` and ``cost_model``, by CP-SAT.
 
     The search deepens the horizon: it solves the truncated relaxation (:class:`ScheduleModel` with
@@ -374,6 +377,10 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
             False: optimal among schedules of at most that many iterations; no deepening).
         initial_horizon: the first horizon of the deepening (default: the hint's number of iterations).
         log: print CP-SAT's search log.
+        dominance_rules: add the sound dominance rules to the model (evict only right after an emission; a
+            continued prefill chunk only in an iteration of exactly ``C`` tokens, where the cost model's coefficients
+            make that rule sound). See :class:`ScheduleModel`.
+        bound_cuts: add the closed-form bound's counts and objective bound as cuts (models of the sound horizon).
         solver_parameters: further CP-SAT ``SatParameters`` fields by name (they override the defaults here).
 
     Raises:
@@ -415,7 +422,9 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         truncated = sound and horizon < bound
         try:
             schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction,
-                                     truncated_bound=bound if truncated else None, deadline=deadline)
+                                     truncated_bound=bound if truncated else None, deadline=deadline,
+                                     evict_after_emission=dominance_rules, full_continuations=dominance_rules,
+                                     bound_cuts=bound_cuts)
         except ModelBuildTimeout:
             break
         if len(search.decisions) <= horizon:
