@@ -1,6 +1,6 @@
 """How far the CP-SAT optimum scales, how far the heuristics are from it, and what never preempting costs.
 
-Four studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48, C = 32, offline):
+Five studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48, C = 32, offline):
 
 1. ``scale``: solve time to proven optimality against the number of requests (``--seeds`` seeded instances per
    size and objective, seeds 0, 1, ...), with status and gap at the time limit; prints the largest size whose
@@ -10,7 +10,9 @@ Four studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48,
    their gap is taken against the best schedule found (a lower estimate of the true gap).
 3. ``eviction``: the optimum with eviction allowed versus forbidden (``allow_eviction=False``), same instances,
    over those where both are proven optimal.
-4. ``terms``: which cost terms make the proof hard. The ``scale`` instances solved under the paper's linear model
+4. ``models``: the model before and after issue 22 (``old``: no dominance rules, no bound cuts or starting bound;
+   ``new``: both, the default), per size: proofs within the limit and mean/worst bound gap.
+5. ``terms``: which cost terms make the proof hard. The ``scale`` instances solved under the paper's linear model
    with its terms switched on one group at a time (:data:`TERM_VARIANTS`: the per-batch intercept alone, then the
    per-token term, then the prefill or the decode attention kernel, then every term), reporting how many are proven
    and the mean gap per variant.
@@ -21,6 +23,7 @@ Usage::
     python benchmarks/optimal_scale.py heuristics --instances 50 --requests 4 8 --time-limit 60
     python benchmarks/optimal_scale.py eviction --instances 50 --requests 4 8 --time-limit 60
     python benchmarks/optimal_scale.py terms --sizes 6 --seeds 4 --time-limit 30 --objectives latency
+    python benchmarks/optimal_scale.py models --sizes 6 10 --seeds 8 --time-limit 60 --json runs/models.json
 
 Add ``--json PATH`` to save the rows.
 """
@@ -53,11 +56,16 @@ TERM_VARIANTS = {
 }
 
 
+MODEL_VARIANTS = {"old": {"dominance_rules": False, "bound_cuts": False},
+                  "new": {"dominance_rules": True, "bound_cuts": True}}
+
+
 def _solve_scale_instance(objective: str, n: int, seed: int, time_limit: float, workers: int,
-                          cost_model: LinearCostModel | None = None) -> dict:
-    """Solve the Tiny instance of ``n`` requests from ``seed`` (CP-SAT seed ``seed`` too) and return its row."""
+                          cost_model: LinearCostModel | None = None, **options) -> dict:
+    """Solve the Tiny instance of ``n`` requests from ``seed`` (CP-SAT seed ``seed`` too) and return its row;
+    ``options`` go to :func:`solve_optimal`."""
     result = solve_optimal(tiny_setting(n).sample(seed), cost_model, TINY_ENGINE, objective, time_limit=time_limit,
-                           workers=workers, seed=seed)
+                           workers=workers, seed=seed, **options)
     return {"objective": objective, "n": n, "seed": seed, "status": result.status, "time_s": result.wall_time,
             "gap": result.gap, "objective_s": result.objective, "bound_s": result.best_bound,
             "horizon": result.num_iterations_bound, "iterations": len(result.decisions)}
@@ -83,6 +91,33 @@ def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, o
                 gaps = [r["gap"] for r in mine if r["n"] == factor * largest]
                 gap = f"mean {np.mean(gaps):.2%}, worst {np.max(gaps):.2%}" if gaps else "not run (add it to --sizes)"
                 print(f"  bound gap at {factor}x = {factor * largest} requests: {gap}")
+    return rows
+
+
+def model_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str],
+                json_path: Path | None = None) -> list[dict]:
+    """Each instance under each of :data:`MODEL_VARIANTS`; rows are saved to ``json_path`` as they come."""
+    rows = []
+    for n in sizes:
+        for objective in objectives:
+            for seed in range(seeds):
+                for variant, options in MODEL_VARIANTS.items():
+                    row = {"model": variant, **_solve_scale_instance(objective, n, seed, time_limit, workers,
+                                                                     **options)}
+                    rows.append(row)
+                    print(f"{variant} {objective:9s} n={n:3d} seed {seed} {row['status']:8s} time "
+                          f"{row['time_s']:7.2f} s  gap {row['gap']:7.2%}", flush=True)
+                    if json_path is not None:
+                        json_path.write_text(json.dumps(rows, indent=2))
+    print(f"\nproofs within {time_limit:g} s and bound gaps, old model vs new ({workers} workers)")
+    for objective in objectives:
+        for n in sizes:
+            for variant in MODEL_VARIANTS:
+                mine = [r for r in rows if (r["objective"], r["n"], r["model"]) == (objective, n, variant)]
+                gaps = [r["gap"] for r in mine]
+                print(f"  {objective:9s} n={n:3d} {variant}: proven {sum(r['status'] == 'OPTIMAL' for r in mine)}/"
+                      f"{len(mine)}  gap mean {np.mean(gaps):7.2%} worst {np.max(gaps):7.2%}  mean time "
+                      f"{np.mean([r['time_s'] for r in mine]):6.1f} s")
     return rows
 
 
@@ -174,17 +209,24 @@ def cost_term_study(sizes: list[int], time_limit: float, seeds: int, workers: in
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", choices=("scale", "heuristics", "eviction", "terms"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 6, 8, 10, 12, 16, 20])
-    parser.add_argument("--instances", type=int, default=50)
-    parser.add_argument("--requests", type=int, nargs=2, default=[4, 12], metavar=("LOW", "HIGH"))
-    parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=1, help="scale, terms: instances per size (seeds 0..N-1)")
-    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("study", choices=("scale", "heuristics", "eviction", "terms", "models"),
+                        help="which study to run (see the module docstring)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 6, 8, 10, 12, 16, 20],
+                        help="scale, terms, models: numbers of requests")
+    parser.add_argument("--instances", type=int, default=50, help="heuristics, eviction: seeded instances")
+    parser.add_argument("--requests", type=int, nargs=2, default=[4, 12], metavar=("LOW", "HIGH"),
+                        help="heuristics, eviction: range of the number of requests per instance")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve_optimal call")
+    parser.add_argument("--workers", type=int, default=2, help="CP-SAT workers")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="scale, terms, models: instances per size (seeds 0..N-1)")
+    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES),
+                        help="objectives to solve for")
+    parser.add_argument("--json", type=Path, help="save the rows to this file (models: after every row)")
     args = parser.parse_args(argv)
-    if args.study == "scale":
+    if args.study == "models":
+        rows = model_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives, args.json)
+    elif args.study == "scale":
         rows = scale_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives)
     elif args.study == "terms":
         rows = cost_term_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives)

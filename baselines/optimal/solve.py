@@ -380,7 +380,9 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         dominance_rules: add the sound dominance rules to the model (evict only right after an emission; a
             continued prefill chunk only in an iteration of exactly ``C`` tokens, where the cost model's coefficients
             make that rule sound). See :class:`ScheduleModel`.
-        bound_cuts: add the closed-form bound's counts and objective bound as cuts (models of the sound horizon).
+        bound_cuts: start from the closed-form bound (:func:`~baselines.optimal.bounds.lower_bound`) and add its
+            counts and objective bound as cuts to the models of the sound horizon. With both flags False the model
+            and its starting bound are those before the rules and bounds existed.
         solver_parameters: further CP-SAT ``SatParameters`` fields by name (they override the defaults here).
 
     Raises:
@@ -416,7 +418,8 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         raise AssertionError(f"iteration bound {bound} below the hint's {len(hint_decisions)} iterations")
     capped, sound = _horizon(instance, bound, max_iterations)
     search = _Search(hint_decisions, hint_replay.integer_objective, hint_name, hint_replay.finish_iteration,
-                     max(trivial_lower_bound(instance, cost, objective), lower_bound(instance, cost, objective)))
+                     max(trivial_lower_bound(instance, cost, objective),
+                         lower_bound(instance, cost, objective) if bound_cuts else 0))
     horizon = capped if not sound else min(bound, max(initial_horizon or len(hint_decisions), 1))
     while time.perf_counter() < deadline:
         truncated = sound and horizon < bound
