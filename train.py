@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     # training (or loading)
     if args.eval_only:
         model = load_agent(args.eval_only, eval_env, algo=plan.algo, device=args.device)
+        notes = [model.infermax_metadata["warm_start"]] if model.infermax_metadata.get("warm_start") else []
     else:
         model, train_stats, notes = train(args, plan, eval_env, run_dir, curve)
         best = run_dir / "best_model.zip"
@@ -363,7 +364,9 @@ def train(args: argparse.Namespace, plan: RunPlan, eval_env: gym.Env, run_dir: P
     if plan.teachers:
         warm_stats, note = warm_start(args, plan, model, eval_env)
         stats.update(warm_stats)
-        notes.append(note)
+        attach_metadata(model, plan.env_id, plan.env_kwargs, plan.algo, warm_start=note)
+    if model.infermax_metadata.get("warm_start"):
+        notes.append(model.infermax_metadata["warm_start"])
 
     validation = [workload_for_seed(eval_env, seed)
                   for seed in evaluation_seeds(args.validation_episodes, VALIDATION_SEED_OFFSET)]

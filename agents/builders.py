@@ -107,9 +107,14 @@ def check_action_space(algo: str, space: gym.spaces.Space) -> None:
         raise ValueError(f"qrdqn needs a Discrete action space (action_mode='sequential'), got {space}")
 
 
-def attach_metadata(model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any], algo: str) -> None:
-    """Record what the model was trained on; saved with it by ``model.save``."""
+def attach_metadata(model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any], algo: str,
+                    warm_start: str | None = None) -> None:
+    """Record what the model was trained on (and what its warm start imitated); saved with it by
+    ``model.save``. A warm-start note already attached (a resumed model's) is kept unless one is given."""
+    previous = (getattr(model, "infermax_metadata", None) or {}).get("warm_start")
     model.infermax_metadata = {"env_id": env_id, "env_kwargs": dict(env_kwargs), "algo": algo}
+    if warm_start or previous:
+        model.infermax_metadata["warm_start"] = warm_start or previous
 
 
 def saved_metadata(path: str | Path) -> dict[str, Any]:

@@ -108,6 +108,8 @@ def test_a_multi_env_model_evaluates_and_its_eval_only_run_works(tmp_path, vec_e
     (run_dir,) = run_dirs(tmp_path / "runs")
     assert "agent" in (run_dir / "gap_table.md").read_text()
     assert train.main(["--eval-only", str(run_dir / "model.zip"), "--vec-env", vec_env] + budget) == 0
+    evaluated = max(run_dirs(tmp_path / "runs"))
+    assert "warm-started by imitating the per-instance best of srpt" in (evaluated / "gap_table.md").read_text()
 
 
 def test_resume_uses_the_saved_models_algorithm_and_refuses_another(tmp_path, capsys):
