@@ -63,10 +63,18 @@ def _k_smallest(values: list[int]) -> list[int]:
     return sorted(values)
 
 
-def emission_sizes(instance: ScheduleInstance, r: int) -> range:
-    """KV tokens request ``r`` holds in the iterations emitting its tokens: ``I, I + 1, ..., I + O - 1`` (the
-    ``(g+1)``-th token is emitted with ``I + g`` tokens of KV, whatever was evicted and recomputed before)."""
-    return range(instance.prompt_len[r], instance.prompt_len[r] + instance.output_len[r])
+def emission_area(prompt: int, output: int, tail: int = 0) -> int:
+    """KV held summed over the iterations emitting a request's tokens ``g < O - tail``: the ``(g+1)``-th token is
+    emitted with ``I + g`` tokens of KV, whatever was evicted and recomputed before, so ``m I + m (m - 1) / 2``
+    with ``m = max(0, O - tail)``."""
+    m = max(0, output - tail)
+    return m * prompt + m * (m - 1) // 2
+
+
+def emissions_above(prompt: int, output: int, size: int) -> int:
+    """How many of a request's emissions hold more than ``size`` KV tokens (``I + g > size``, ``g < O``)."""
+    first = size + 1 - prompt  # the smallest g with I + g > size
+    return output - min(max(first, 0), output)
 
 
 def prefix_bounds(instance: ScheduleInstance) -> PrefixBounds:
@@ -94,12 +102,13 @@ def prefix_bounds(instance: ScheduleInstance) -> PrefixBounds:
     fewest = _k_smallest([instance.min_iterations(r) for r in requests])
     tokens = _k_smallest_sums([instance.prompt_len[r] + instance.output_len[r] - 1 for r in requests])
     emissions = _k_smallest_sums(list(instance.output_len))
-    tail_areas = [_k_smallest_sums([sum(emission_sizes(instance, r)[:max(0, instance.output_len[r] - tail)])
-                                    for r in requests]) for tail in range(max(instance.output_len))]
+    lengths = list(zip(instance.prompt_len, instance.output_len))
+    tail_areas = [_k_smallest_sums([emission_area(p, o, tail) for p, o in lengths])
+                  for tail in range(max(instance.output_len))]
     chunks = _k_smallest([math.ceil(instance.prompt_len[r] / c) for r in requests])
     prompts = _k_smallest_sums(list(instance.prompt_len))
-    big_emissions = [_k_smallest_sums([sum(1 for size in emission_sizes(instance, r) if (j + 1) * size > m)
-                                       for r in requests]) for j in range(1, PACKING_DEPTH + 1)]
+    big_emissions = [_k_smallest_sums([emissions_above(p, o, m // (j + 1)) for p, o in lengths])
+                     for j in range(1, PACKING_DEPTH + 1)]
     big_prompts = [_k_smallest_sums([int((j + 1) * instance.prompt_len[r] > m) for r in requests])
                    for j in range(1, PACKING_DEPTH + 1)]
     iterations, prefills = [], []
