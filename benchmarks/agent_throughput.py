@@ -1,0 +1,79 @@
+"""Training throughput of the residual agent on InferMax-v0 windows of 256 requests (oracle False).
+
+    python benchmarks/agent_throughput.py [--windows 2] [--group-size 4]
+
+Prints, for one process and one torch thread: (1) the residual env alone at zero correction, in agent steps
+(scheduling iterations) per second and in the sequential-mode env steps those launch; (2) batched policy
+inference over ``group_size`` observations; (3) one GroupPPO update (``group_size`` rollouts of one window plus
+the PPO epochs), in agent steps per second. Numbers depend on what else runs on the machine: say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch as th
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stable_baselines3.common.utils import obs_as_tensor  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
+
+from agents.curriculum import Curriculum  # noqa: E402
+from agents.group_rollouts import GroupPPO  # noqa: E402
+from agents.policies import SlotScoringPolicy  # noqa: E402
+from agents.residual import RESIDUAL_POLICY_KWARGS, make_residual_env  # noqa: E402
+from agents.train_residual import HYPERPARAMETERS, validation_windows  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--windows", type=int, default=2)
+    parser.add_argument("--group-size", type=int, default=4)
+    args = parser.parse_args(argv)
+    th.set_num_threads(1)
+    env = make_residual_env("InferMax-v0", "sagesched", window=256, oracle=False)
+    workloads = validation_windows(args.windows, offset=20_000_000)
+    env.reset(options={"workload": workloads[0]})  # compile the kernels outside the timing
+    steps = sub_steps = 0
+    started = time.perf_counter()
+    for workload in workloads:
+        obs, _ = env.reset(options={"workload": workload})
+        done = False
+        while not done:
+            obs, _, done, _, info = env.step(np.zeros(256, dtype=np.float32))
+            steps += 1
+            sub_steps += info["sub_steps"]
+    env_seconds = time.perf_counter() - started
+    print(f"residual env alone: {steps / env_seconds:.0f} agent steps/s ({sub_steps / env_seconds:.0f} sequential-mode "
+          f"env steps/s; {sub_steps / steps:.1f} env steps per agent step)")
+
+    def factory():
+        return make_residual_env("InferMax-v0", "sagesched", window=256, oracle=False)
+
+    model = GroupPPO(SlotScoringPolicy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
+                     curriculum=Curriculum(min_requests=256, max_requests=256), policy_kwargs=RESIDUAL_POLICY_KWARGS,
+                     device="cpu", **HYPERPARAMETERS)
+    batch = {key: np.stack([obs[key]] * args.group_size) for key in obs}
+    with th.no_grad():
+        model.policy(obs_as_tensor(batch, model.device))
+        started = time.perf_counter()
+        for _ in range(50):
+            model.policy(obs_as_tensor(batch, model.device))
+    inference = (time.perf_counter() - started) / 50
+    print(f"batched inference of {args.group_size} observations: {1e3 * inference:.2f} ms "
+          f"({args.group_size / inference:.0f} agent steps/s)")
+    started = time.perf_counter()
+    model.learn(total_timesteps=1)
+    update = time.perf_counter() - started
+    print(f"one GroupPPO update ({args.group_size} rollouts of a 256-request window, {model.num_timesteps} agent "
+          f"steps, {HYPERPARAMETERS['n_epochs']} epochs): {update:.1f} s = {model.num_timesteps / update:.0f} agent steps/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
