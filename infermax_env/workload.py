@@ -401,16 +401,19 @@ class TraceWindowGenerator:
 
 
 def default_trace_dir() -> Path | None:
-    """``shared/traces`` beside the checkout (or $INFERMAX_TRACES), if present."""
+    """The trace directory: ``$INFERMAX_TRACES`` when set (a path that is not a directory means none, so
+    ``INFERMAX_TRACES=/nonexistent`` runs everything as without traces), else ``shared/traces`` beside the
+    checkout or the working directory, if present."""
     import os
 
-    candidates = [os.environ.get("INFERMAX_TRACES", "")]
+    explicit = os.environ.get("INFERMAX_TRACES", "")
+    if explicit:
+        return Path(explicit) if Path(explicit).is_dir() else None
     here = Path(__file__).resolve().parent
-    candidates += [str(here.parent.parent / "shared" / "traces"), str(here.parent / "shared" / "traces"),
-                   str(Path.cwd().parent / "shared" / "traces"), str(Path.cwd() / "shared" / "traces")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
+    for candidate in (here.parent.parent / "shared" / "traces", here.parent / "shared" / "traces",
+                      Path.cwd().parent / "shared" / "traces", Path.cwd() / "shared" / "traces"):
+        if candidate.is_dir():
+            return candidate
     return None
 
 

@@ -176,3 +176,12 @@ def test_the_oversized_request_message_explains_block_rounding():
         Simulator(Workload.from_lists([5], [5]), LinearCostModel(), blocky)
     with pytest.raises(WorkloadError, match="10 KV tokens, more than the KV capacity M = 9"):
         Simulator(Workload.from_lists([5], [6]), LinearCostModel(), EngineConfig(kv_capacity=9, token_budget=16))
+
+
+def test_infermax_traces_is_authoritative(tmp_path, monkeypatch):
+    from infermax_env.workload import default_trace_dir
+
+    monkeypatch.setenv("INFERMAX_TRACES", str(tmp_path))
+    assert default_trace_dir() == tmp_path
+    monkeypatch.setenv("INFERMAX_TRACES", str(tmp_path / "absent"))
+    assert default_trace_dir() is None  # never falls back to ../shared: the suite can run as without it
