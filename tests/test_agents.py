@@ -270,14 +270,19 @@ def test_gap_report_brackets_and_best_heuristic(tmp_path):
         report.add("bad", [1.0, 2.0, 3.0])
 
 
-def test_a_policy_beating_the_solver_schedule_is_counted_not_called_better_than_the_optimum():
+def test_a_policy_beating_the_solver_schedule_becomes_the_best_known_not_better_than_the_optimum():
     report = GapReport("latency", [1, 2], [4, 4])
     report.add("agent", [9.0, 10.0])
+    report.add("h", [9.5, 11.0], heuristic=True)
     report.optimum = [record(10.0, 8.0), record(10.0, 10.0, "OPTIMAL")]
-    (row,) = report.summary_rows()
-    assert row["below_best_known"] == 1 and row["gap_to_bound"] > 0
+    low, high = report.gap_to_optimum("h")
+    assert np.allclose(low, [9.5 / 9 - 1, 0.1]) and np.allclose(high, [9.5 / 8 - 1, 0.1])
+    rows = {row["policy"]: row for row in report.summary_rows()}
+    assert rows["agent"]["gap_to_best_known"] == 0.0 and rows["agent"]["beats_solver"] == 1
+    assert rows["h"]["beats_solver"] == 1 and rows["agent"]["gap_to_bound"] > 0
+    assert min(row["gap_to_best_known"] for row in rows.values()) >= 0  # nothing looks better than optimal
     text = report.to_markdown()
-    assert "below_best_known counts instances where the policy beat the solver's best schedule" in text
+    assert "beats_solver counts those instances" in text
     report.optimum = [record(10.0, 8.0), record(10.0, 9.0)]
     assert "| n/a |" in report.to_markdown()  # gap_proven with no proven instance
 
