@@ -1,6 +1,7 @@
 """Scale-out on a local single-node Ray: the Ray-parallel compare and optima equal the local run; RLlib trains
 with two EnvRunners. Skipped without Ray (pip install -e '.[rllib]')."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -44,6 +45,22 @@ def test_optima_on_ray_equal_the_local_solves(local_ray):
         local = solve_optimal(workload, setting.cost_model, setting.engine, time_limit=20.0, workers=1)
         assert result.status == local.status == "OPTIMAL"
         assert result.objective == pytest.approx(local.objective, rel=1e-9)
+
+
+def test_agent_evaluation_on_ray_equals_the_local_one(local_ray, tmp_path):
+    from sb3_contrib import MaskablePPO
+
+    from baselines.ray_pool import agent_episodes, agent_summaries
+
+    model = MaskablePPO("MultiInputPolicy", gym.make("InferMax-Tiny-v0"), n_steps=64, batch_size=32, seed=0)
+    model.learn(64)
+    path = str(tmp_path / "agent.zip")
+    model.save(path)
+    seeds = [10_000 + i for i in range(5)]
+    local = agent_episodes(path, "InferMax-Tiny-v0", {}, seeds, algo="maskable_ppo")
+    remote = agent_summaries(path, "InferMax-Tiny-v0", {}, seeds, algo="maskable_ppo", seeds_per_task=2)
+    assert len(remote) == 5 and remote == local
+    assert all(summary["mean_ttlt"] > 0 for summary in remote)
 
 
 def test_rllib_masked_ppo_trains_across_two_env_runners(local_ray):
