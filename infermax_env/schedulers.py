@@ -22,6 +22,7 @@ def register_scheduler(name: str, factory: Callable[[], Scheduler], *, overwrite
 
 
 def scheduler_names() -> list[str]:
+    """The registered names, sorted."""
     return sorted(_FACTORIES)
 
 
