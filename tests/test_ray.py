@@ -50,7 +50,7 @@ def test_optima_on_ray_equal_the_local_solves(local_ray):
 def test_agent_evaluation_on_ray_equals_the_local_one(local_ray, tmp_path):
     from sb3_contrib import MaskablePPO
 
-    from baselines.ray_pool import agent_episodes, agent_summaries
+    from agents.ray_evaluation import agent_episodes, agent_summaries
 
     model = MaskablePPO("MultiInputPolicy", gym.make("InferMax-Tiny-v0"), n_steps=64, batch_size=32, seed=0)
     model.learn(64)
