@@ -2,7 +2,8 @@
 
 ``tiny``: small offline instances (4-12 requests, short prompts and outputs, tight KV) where preemption
 matters and the CP-SAT optimum is computable. ``infermax``: the INFERMAX paper's setting (Llama-3-70B,
-TP 4 on A100 80GB, linear cost model, M = 100,000, C = 16,384).
+TP 4 on A100 80GB, linear cost model, M = 100,000, C = 16,384); :func:`infermax_offline_setting` its
+v1/v2 offline batches (see :mod:`infermax_env.offline` for those and the trace preprocessing).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from .cost.linear import LinearCostModel
 from .deployment import EngineConfig
+from .offline import OfflineBatch
 from .workload import SyntheticGenerator, Uniform, Workload, WorkloadGenerator
 
 
@@ -45,3 +47,11 @@ def tiny_setting(num_requests: int | tuple[int, int] = (4, 12)) -> ProblemSettin
 
 
 INFERMAX_ENGINE = EngineConfig(kv_capacity=100_000, token_budget=16_384)
+
+
+def infermax_offline_setting(prompt: int = 128, output: int = 512, count: int = 1024,
+                             kv_capacity: int = 4096) -> ProblemSetting:
+    """INFERMAX v1/v2's offline batch: ``count`` requests of prompt ``prompt`` and output ``output`` at time 0,
+    KV capacity ``kv_capacity``, C = 16,384, batch size unbounded."""
+    return ProblemSetting("infermax-offline", OfflineBatch.uniform(prompt, output, count),
+                          EngineConfig(kv_capacity=kv_capacity, token_budget=INFERMAX_ENGINE.token_budget))

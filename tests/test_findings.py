@@ -175,3 +175,12 @@ def test_findings_runs_resume_and_report(tmp_path):
     findings.report(args)
     text = (tmp_path / "docs" / "findings.md").read_text()
     assert f"| I=32 | {exact:+.1%} / " in text and (tmp_path / "docs" / "findings_phase.png").exists()
+
+
+def test_infermax_offline_setting():
+    from infermax_env.instances import infermax_offline_setting
+
+    setting = infermax_offline_setting(32, 16, 8, kv_capacity=256)
+    workload = setting.sample(0)
+    assert len(workload) == 8 and (workload.arrival == 0).all() and (workload.output_len == 16).all()
+    assert setting.engine.kv_capacity == 256 and setting.engine.token_budget == 16_384
