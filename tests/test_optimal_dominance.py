@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from ortools.sat.python import cp_model
 
+from baselines import SCHEDULERS
 from baselines.optimal import (IntegerLinearCost, ScheduleInstance, ScheduleModel, best_heuristic_schedule,
-                               iteration_bound, solve_optimal)
+                               iteration_bound, normalize_schedule, solve_optimal)
 from baselines.optimal.model import full_continuations_hold
 from baselines.optimal.solve import serial_schedule
-from infermax_env import EngineConfig, LinearCoefficients, LinearCostModel, Simulator, Workload
+from infermax_env import (EngineConfig, LinearCoefficients, LinearCostModel, Simulator, Workload, compute_metrics,
+                          objective_value)
 from infermax_env.instances import tiny_setting
 from optimal_oracle import exhaustive_optimum
 
@@ -132,3 +134,42 @@ def test_bound_cuts_skip_truncated_models():
     plain = ScheduleModel(instance, INTEGER_COST, "latency", 3, truncated_bound=10)
     assert len(truncated.model.proto.constraints) == len(plain.model.proto.constraints)
 
+
+
+def _price(workload: Workload, engine: EngineConfig, decisions, objective: str) -> float:
+    sim = Simulator(workload, COST, engine)
+    for decision in decisions:
+        sim.step(decision)
+    assert sim.done
+    return objective_value(compute_metrics(sim), objective)
+
+
+def test_normalized_heuristic_schedules_satisfy_the_rules_and_cost_no_more():
+    """Every heuristic's schedule on Tiny instances (chunked prompts, evictions), rewritten by normalize_schedule:
+    it replays, costs no more for either objective, and satisfies the model with both rules."""
+    changed = 0
+    for seed in range(3):
+        workload = tiny_setting(6).sample(seed)
+        engine = EngineConfig(kv_capacity=30, token_budget=12, max_batch_size=8)
+        instance = _instance(workload, engine)
+        for name, cls in SCHEDULERS.items():
+            sim = Simulator(workload, COST, engine)
+            try:
+                sim.run(cls())
+            except RuntimeError:
+                continue
+            decisions = list(sim.log.decisions)
+            normalized = normalize_schedule(workload, COST, engine, decisions)
+            changed += len(normalized) != len(decisions) or any(
+                a.run_tokens.tolist() != b.run_tokens.tolist() or a.evict_ids.tolist() != b.evict_ids.tolist()
+                for a, b in zip(normalized, decisions))
+            for objective in ("latency", "gpu_time"):
+                assert _price(workload, engine, normalized, objective) <= _price(workload, engine, decisions,
+                                                                                  objective) * (1 + 1e-12)
+            model = ScheduleModel(instance, INTEGER_COST, "gpu_time", len(normalized), evict_after_emission=True,
+                                  full_continuations=True)
+            model.fix_decisions(normalized)
+            solver = cp_model.CpSolver()
+            solver.parameters.max_time_in_seconds = 20
+            assert solver.solve(model.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE), (seed, name)
+    assert changed > 0

@@ -5,9 +5,10 @@ the entry point; :func:`optimum_lower_bound` bounds instances far beyond what th
 from .bounds import TermBounds, lower_bound, prefix_bounds, term_bounds
 from .model import ALL_SUBSET_CUTS_UP_TO, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 from .solve import (OBJECTIVES, OptimalResult, OptimumBound, ReplayScheduler, best_heuristic_schedule, iteration_bound,
-                    optimum_lower_bound, serial_schedule, solve_optimal, trivial_lower_bound)
+                    normalize_schedule, optimum_lower_bound, serial_schedule, solve_optimal,
+                    trivial_lower_bound)
 
 __all__ = ["ALL_SUBSET_CUTS_UP_TO", "OBJECTIVES", "IntegerLinearCost", "ModelBuildTimeout", "OptimalResult",
            "OptimumBound", "ReplayScheduler", "ScheduleInstance", "ScheduleModel", "TermBounds",
-           "best_heuristic_schedule", "iteration_bound", "lower_bound", "optimum_lower_bound", "prefix_bounds",
+           "best_heuristic_schedule", "iteration_bound", "lower_bound", "normalize_schedule", "optimum_lower_bound", "prefix_bounds",
            "serial_schedule", "solve_optimal", "term_bounds", "trivial_lower_bound"]

@@ -24,6 +24,10 @@ is paid once per unfinished request, and the last request, left alone, finishes 
 gives the horizon. The result says whether the horizon used was this sound bound
 (``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
 
+Lower bounds: the search starts from the closed-form bound of :mod:`baselines.optimal.bounds` and the model carries
+its counts as cuts and the sound dominance rules of :class:`ScheduleModel` (both switchable);
+:func:`optimum_lower_bound` gives that bound alone, without search, for instances far too large to solve.
+
 Measured scale (proof counts and bound gaps per size): docs/optimal.md.
 """
 
@@ -41,6 +45,7 @@ from infermax_env.cost.linear import LinearCostModel
 from infermax_env.deployment import EngineConfig
 from infermax_env.instances import TINY_ENGINE
 from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
+from infermax_env.errors import InfeasibleDecisionError
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
@@ -69,7 +74,8 @@ class OptimalResult:
         source: ``"solver"``; ``"solver+<heuristic>"`` for a truncated model's unfinished solution completed by that
             heuristic; or the heuristic's name when the solver found nothing better in time.
         hint_name: the heuristic whose schedule seeded the search (``"given"`` for a caller's hint, None if none).
-        hint_objective: that schedule's objective in seconds (float simulator value).
+        hint_objective: that schedule's objective in seconds (float simulator value; with ``dominance_rules``, of
+            the schedule rewritten by :func:`normalize_schedule`, which never costs more).
         rounding_bound: seconds by which ``objective`` may differ from the simulator's value of ``decisions``.
         replayed: the simulator's metrics of the schedule.
     """
@@ -214,6 +220,94 @@ def serial_schedule(workload: Workload, cost_model: LinearCostModel, engine: Eng
         while not sim.finished[r]:
             sim.step(Decision([r], [min(int(sim.need(r)), engine.token_budget)]))
     return list(sim.log.decisions)
+
+
+def _trace(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
+           decisions: Sequence[Decision]) -> list[tuple[dict[int, int], set[int], set[int], set[int]]]:
+    """Per iteration: the tokens run per request, the evicted ids, the ids that continue a prefill (KV held after
+    eviction and not decoding) and the ids that emitted a token."""
+    sim = Simulator(workload, cost_model, engine)
+    out = []
+    for decision in decisions:
+        run = dict(zip(decision.run_ids.tolist(), decision.run_tokens.tolist()))
+        evicted = set(decision.evict_ids.tolist())
+        continuing = {r for r in run if r not in evicted and sim.kv[r] > 0 and not sim.is_decoding(r)}
+        step = sim.step(decision)
+        out.append((run, evicted, continuing, set(step.emitted.tolist())))
+    return out
+
+
+def normalize_schedule(workload: Workload, cost_model: LinearCostModel, engine: EngineConfig,
+                       decisions: Sequence[Decision], deadline: float | None = None) -> list[Decision]:
+    """Rewrite ``decisions`` to satisfy the model's dominance rules by the transformations that prove them
+    (:meth:`ScheduleModel._add_eviction_after_emission`, :meth:`ScheduleModel._add_full_continuations`): a
+    continued prefill chunk in an iteration below ``C`` tokens takes tokens from the request's previous chunk, and an
+    eviction not right after an emission moves one iteration earlier (dropping the discarded chunk). Every step
+    keeps the schedule feasible and never raises its cost. A step that would leave an iteration evicting without
+    running anything is not taken (the schedule is returned as it stands); at ``deadline`` (a
+    :func:`time.perf_counter` value) the schedule is returned as normalized so far."""
+    schedule = [(dict(zip(d.run_ids.tolist(), d.run_tokens.tolist())), set(d.evict_ids.tolist()))
+                for d in decisions]
+
+    def build() -> list[Decision]:
+        return [Decision.from_dict(run, sorted(evict)) for run, evict in schedule if run or evict]
+
+    validated = list(decisions)
+    for _ in range(100 * len(schedule) + 1):
+        candidate = build()
+        try:
+            trace = _trace(workload, cost_model, engine, candidate)
+        except InfeasibleDecisionError:
+            return validated
+        validated = candidate
+        if deadline is not None and time.perf_counter() > deadline:
+            return validated
+        schedule = [(run, evicted) for run, evicted, _, _ in trace]
+        changed = False
+        for t, (run, evicted, continuing, _) in enumerate(trace):
+            slack = engine.token_budget - sum(run.values())
+            for r in sorted(continuing):
+                earlier = max((u for u in range(t) if r in schedule[u][0]), default=None)
+                if slack <= 0 or earlier is None:
+                    continue
+                moved = min(slack, schedule[earlier][0][r])
+                schedule[earlier][0][r] -= moved
+                if not schedule[earlier][0][r]:
+                    del schedule[earlier][0][r]
+                run[r] += moved
+                changed = True
+                break
+            if changed:
+                break
+            for r in sorted(evicted):
+                if t == 0 or r in trace[t - 1][3]:
+                    continue
+                previous_run, previous_evicted = schedule[t - 1]
+                if r in previous_run:  # a chunk the eviction throws away
+                    del previous_run[r]
+                if not previous_run:
+                    return validated
+                evicted.discard(r)
+                if _held_before(trace, t - 1, r):
+                    previous_evicted.add(r)
+                changed = True
+                break
+            if changed:
+                break
+        if not changed:
+            return validated
+    return validated
+
+
+def _held_before(trace: list, t: int, r: int) -> bool:
+    """Whether request ``r`` holds KV before iteration ``t`` of a traced schedule."""
+    for u in range(t - 1, -1, -1):
+        run, evicted, _, _ = trace[u]
+        if r in evicted:
+            return False
+        if r in run:
+            return True
+    return False
 
 
 def _relabel_identical(decisions: Sequence[Decision], instance: ScheduleInstance,
@@ -412,6 +506,9 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
     hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
     if not allow_eviction and hint_replay.metrics["evictions"]:
         raise ValueError("allow_eviction=False but the given hint evicts")
+    if dominance_rules:  # a hint that breaks a rule would not be a solution of the model
+        hint_decisions = normalize_schedule(workload, cost_model, engine, hint_decisions, deadline)
+        hint_replay = _replay(workload, cost_model, engine, hint_decisions, cost, objective)
 
     bound = iteration_bound(instance, cost, objective, hint_replay.integer_objective)
     if bound < len(hint_decisions):
@@ -431,6 +528,10 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         except ModelBuildTimeout:
             break
         if len(search.decisions) <= horizon:
+            if dominance_rules:
+                search.decisions = normalize_schedule(workload, cost_model, engine, search.decisions, deadline)
+                replay = _replay(workload, cost_model, engine, search.decisions, cost, objective)
+                search.integer_objective, search.finish_iteration = replay.integer_objective, replay.finish_iteration
             relabelled = _relabel_identical(search.decisions, instance, search.finish_iteration)
             _add_complete_hint(schedule, relabelled, deadline, seed)
         remaining = deadline - time.perf_counter()
