@@ -101,7 +101,7 @@ def tiny_budget(tmp_path: Path) -> list[str]:
             "--output-dir", str(tmp_path / "runs")]
 
 
-@pytest.mark.parametrize("vec_env", ["dummy", "subproc"])
+@pytest.mark.parametrize("vec_env", ["dummy", pytest.param("subproc", marks=pytest.mark.slow)])  # subproc: +20 s
 def test_a_multi_env_model_evaluates_and_its_eval_only_run_works(tmp_path, vec_env):
     budget = tiny_budget(tmp_path) + ["--no-optimum"]
     assert train.main(["--n-envs", "2", "--vec-env", vec_env] + budget) == 0
