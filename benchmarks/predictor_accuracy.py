@@ -82,8 +82,10 @@ def accuracy(kind: str, trace_dir: str | None) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trace", nargs="+", choices=("conv", "code"), default=["conv", "code"])
-    parser.add_argument("--trace-dir", default=None)
+    parser.add_argument("--trace", nargs="+", choices=("conv", "code"), default=["conv", "code"],
+                        help="Azure 2023 traces to measure the predictor on")
+    parser.add_argument("--trace-dir", default=None,
+                        help="directory holding azure_<trace>_2023.csv (default: $INFERMAX_TRACES or ../shared/traces)")
     args = parser.parse_args()
     print(f"{'trace':6s} {'requests':>8s} {'mean O':>7s} {'MAE':>7s} {'medAE':>6s} {'base MAE':>9s} "
           f"{'base medAE':>10s} {'in 10-90%':>9s} {'in 25-75%':>9s} {'<= median':>9s} {'wall s':>7s}")

@@ -18,9 +18,9 @@ from infermax_env.instances import INFERMAX_ENGINE
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trace", choices=("conv", "code"), default="conv")
+    parser.add_argument("--trace", choices=("conv", "code"), default="conv", help="which Azure 2023 trace to replay")
     parser.add_argument("--trace-dir", default=None, help="directory holding azure_<trace>_2023.csv")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed replays (the fastest is reported)")
     args = parser.parse_args()
 
     workload = load_azure_trace(args.trace, args.trace_dir)
