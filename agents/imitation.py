@@ -48,7 +48,8 @@ class Demonstrations:
     returns: np.ndarray
     teacher_counts: dict[str, int]
     inexpressible: dict[str, int]
-    """Teacher -> instances on which it was the best but its decisions could not be expressed as actions."""
+    """Teacher -> instances on which it ranked ahead of the teacher used but its decisions could not be expressed
+    as actions."""
     skipped_instances: int
     """Instances on which no teacher's decisions could be expressed (no demonstration recorded)."""
 
