@@ -34,7 +34,8 @@ def test_every_stored_schedule_replays_to_its_objective(family, objective):
         assert entry.best_known <= closed.best_known * (1 + 1e-9)  # never worse than the best heuristic
 
 
-@pytest.mark.parametrize("family, objective", STORED)
+@pytest.mark.parametrize("family, objective", [pytest.param(f, o, marks=pytest.mark.slow) if f.startswith("trace")
+                                               else (f, o) for f, o in STORED])
 def test_no_heuristic_is_below_a_stored_bound(family, objective):
     for entry in load_family(family, objective):
         for name, cls in SCHEDULERS.items():
