@@ -19,9 +19,11 @@ import argparse
 import csv
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,39 +37,47 @@ REFERENCES = ("sagesched", "tuned")
 SETTINGS = ((0.5, 256), (1.0, 256), (1.5, 256), (1.0, 1024))
 
 
-def held_out_windows(count: int, rate: float, num_requests: int) -> list:
+def held_out_window(index: int, rate: float, num_requests: int):
     generator, _ = conv_workload_generator(num_requests, rate)
-    return [generator(np.random.default_rng(EVAL_SEED_OFFSET + i)) for i in range(count)]
+    return generator(np.random.default_rng(EVAL_SEED_OFFSET + index))
 
 
-def heuristic_ttlt(name: str, workloads, config) -> np.ndarray:
-    return np.array([Simulator(w, config.cost_model, config.engine, oracle=False).run(make_scheduler(name))
-                     .summary["mean_ttlt"] for w in workloads])
+def heuristic_window(name: str, index: int, rate: float, num_requests: int) -> float:
+    """Mean TTLT of heuristic ``name`` on held-out window ``index`` (a worker task)."""
+    config = build_config("default")
+    workload = held_out_window(index, rate, num_requests)
+    return Simulator(workload, config.cost_model, config.engine, oracle=False).run(make_scheduler(name)).summary[
+        "mean_ttlt"]
 
 
-def agent_ttlt(model_path: Path, workloads, env_window: int, config) -> tuple[np.ndarray, bool]:
-    """The agent's mean TTLT per window and whether its correction head is exactly zero: such an agent *is*
-    its base heuristic (tests/test_residual.py proves the equivalence), which is then run directly."""
+def agent_window(model_path: str, index: int, rate: float, num_requests: int) -> float:
+    """Mean TTLT of the deterministic residual agent on held-out window ``index`` (a worker task)."""
+    from agents.builders import saved_metadata
+    from stable_baselines3 import PPO
+
+    th.set_num_threads(1)
+    env_kwargs = saved_metadata(model_path)["env_kwargs"]
+    model = PPO.load(model_path, device="cpu")
+    env = env_from_metadata(env_kwargs, env_window=max(num_requests, env_kwargs["window"]))
+    obs, _ = env.reset(options={"workload": held_out_window(index, rate, num_requests)})
+    while True:
+        obs, _, terminated, truncated, info = env.step(model.predict(obs, deterministic=True)[0])
+        if terminated or truncated:
+            break
+    if "metrics" not in info:
+        raise RuntimeError(f"{model_path}: episode on window {index} truncated before every request finished")
+    return info["metrics"]["mean_ttlt"]
+
+
+def zero_correction_base(model_path: Path) -> str | None:
+    """The base heuristic of an agent whose correction head is exactly zero (it then *is* that heuristic,
+    as tests/test_residual.py proves), else None."""
     from agents.builders import saved_metadata
     from agents.residual import correction_is_zero
     from stable_baselines3 import PPO
 
-    env_kwargs = saved_metadata(model_path)["env_kwargs"]
-    model = PPO.load(model_path, device="cpu")
-    if correction_is_zero(model):
-        return heuristic_ttlt(env_kwargs["base"], workloads, config), True
-    env = env_from_metadata(env_kwargs, env_window=max(env_window, env_kwargs["window"]))
-    values = []
-    for workload in workloads:
-        obs, _ = env.reset(options={"workload": workload})
-        while True:
-            obs, _, terminated, truncated, info = env.step(model.predict(obs, deterministic=True)[0])
-            if terminated or truncated:
-                break
-        if "metrics" not in info:
-            raise RuntimeError(f"{model_path}: episode on {workload.name} truncated before every request finished")
-        values.append(info["metrics"]["mean_ttlt"])
-    return np.array(values), False
+    return saved_metadata(model_path)["env_kwargs"]["base"] if correction_is_zero(
+        PPO.load(model_path, device="cpu")) else None
 
 
 def paired_percent(policy: np.ndarray, reference: np.ndarray, resamples: int = 10_000,
@@ -85,28 +95,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", required=True, help="folders holding best_model.zip (one per seed)")
     parser.add_argument("--windows", type=int, default=20, help="held-out 256-request windows per rate")
     parser.add_argument("--long-windows", type=int, default=10, help="held-out 1,024-request windows")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", default="docs/agent_realistic", help="path stem of the .md/.png/.csv written")
     args = parser.parse_args(argv)
     models = [Path(run) / "best_model.zip" for run in args.runs]
     missing = [str(m) for m in models if not m.is_file()]
     if missing:
         parser.error(f"no best_model.zip in: {', '.join(missing)}")
-    config = build_config("default")
+    zero = [zero_correction_base(m) for m in models]
     started = time.perf_counter()
+    tasks = {}
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for rate, num_requests in SETTINGS:
+            count = args.windows if num_requests == 256 else args.long_windows
+            names = sorted(set(REFERENCES) | {base for base in zero if base})
+            for i in range(count):
+                for name in names:
+                    tasks[("heuristic", name, rate, num_requests, i)] = pool.submit(heuristic_window, name, i, rate,
+                                                                                    num_requests)
+                for model, base in zip(models, zero):
+                    if base is None:
+                        tasks[("agent", str(model), rate, num_requests, i)] = pool.submit(
+                            agent_window, str(model), i, rate, num_requests)
+        results = {key: future.result() for key, future in tasks.items()}
     rows, lines, plot = [], [], []
     for rate, num_requests in SETTINGS:
         count = args.windows if num_requests == 256 else args.long_windows
         if count < 1:
             continue
-        workloads = held_out_windows(count, rate, num_requests)
-        ttlt = {name: heuristic_ttlt(name, workloads, config) for name in REFERENCES}
-        results = [agent_ttlt(m, workloads, num_requests, config) for m in models]
-        seeds = [values for values, _ in results]
-        for run, (values, zero) in zip(args.runs, results):
-            ttlt[f"agent {Path(run).name}" + (" (zero correction = base heuristic)" if zero else "")] = values
+
+        def column(kind: str, name: str) -> np.ndarray:
+            return np.array([results[(kind, name, rate, num_requests, i)] for i in range(count)])
+
+        ttlt = {name: column("heuristic", name) for name in REFERENCES}
+        seeds = []
+        for run, model, base in zip(args.runs, models, zero):
+            seed_values = column("heuristic", base) if base else column("agent", str(model))
+            ttlt[f"agent {Path(run).name}" + (f" (zero correction = {base})" if base else "")] = seed_values
+            seeds.append(seed_values)
         ttlt["agent (mean over seeds)"] = np.mean(seeds, axis=0)
         setting = f"{rate:g}x, {num_requests} requests, {count} windows"
-        print(f"[{time.perf_counter() - started:.0f} s] {setting}", flush=True)
         per_seed = [v.mean() for v in seeds]
         spread = 100 * (max(per_seed) - min(per_seed)) / np.mean(per_seed)
         lines.append(f"\n### {setting}\n\nSeed spread of the agents' mean TTLT: {spread:.2f}%\n")
@@ -123,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "agent (mean over seeds)":
                     plot.append((f"{rate:g}x/{num_requests}", reference, mean, low, high))
             lines.append("| " + " | ".join(cells) + " |")
-        for i, workload in enumerate(workloads):
+        for i in range(count):
             for name, values in ttlt.items():
                 rows.append({"rate": rate, "requests": num_requests, "seed": EVAL_SEED_OFFSET + i, "policy": name,
                              "mean_ttlt": values[i]})
