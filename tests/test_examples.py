@@ -20,7 +20,7 @@ EXAMPLES = {
                               ["--total-frames", "400", "--frames-per-batch", "200", "--minibatch-size", "100",
                                "--epochs", "1"], "400 frames"),
     "tianshou_ppo.py": (["tianshou"], "pip install -e '.[tianshou]'",
-                        ["--epochs", "1", "--epoch-steps", "300", "--collect-steps", "150", "--batch-size", "75",
+                        ["--epochs", "1", "--epoch-steps", "150", "--collect-steps", "150", "--batch-size", "75",
                          "--num-envs", "2"], "best test return"),
     "rllib_masked_ppo.py": (["ray.rllib"], "pip install -e '.[rllib]'",
                             ["--iterations", "1", "--num-env-runners", "2", "--train-batch-size", "200",
