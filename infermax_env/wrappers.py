@@ -6,8 +6,8 @@ The env's own observation (the default, unchanged) is a Dict of ``requests`` (K,
 * :class:`FlatObservation`: one flat float32 vector ``[requests row by row, slot_mask, global]`` with the
   action mask split out under a key of your choice: ``FlatObservation(env)`` gives RLlib's
   ``{"observations", "action_mask"}``, ``FlatObservation(env, "obs", "mask", "bool")`` Tianshou's
-  ``{"obs", "mask"}``, and ``FlatObservation(env, mask_key=None)`` a plain Box (SB3, CleanRL, Gymnasium's
-  ``NormalizeObservation``), the mask then coming from ``action_masks()`` and ``info["action_mask"]``.
+  ``{"obs", "mask"}``, and ``FlatObservation(env, mask_key=None)`` a plain Box (SB3's ``MlpPolicy``,
+  Gymnasium's ``NormalizeObservation``), the mask then coming from ``action_masks()`` and ``info["action_mask"]``.
 * :class:`SlotMask`: the Dict observation with the select mode's mask as a (K, 3) bool array, one row of
   (leave, run, evict) per slot, the shape TorchRL's ``ActionMask`` expects for a ``MultiDiscrete([3] * K)``
   action.
