@@ -1,7 +1,8 @@
 """infermax-env: an iteration-level LLM inference scheduling simulator, cost models and Gymnasium envs.
 
-The simulator core (this package minus :mod:`infermax_env.envs`) does not import Gymnasium; importing the
-package registers the envs ``InferMax-v0`` and ``InferMax-Tiny-v0``.
+The simulator core (this package minus :mod:`infermax_env.envs` and the library adapters :mod:`.wrappers`,
+:mod:`.vector` and :mod:`.rllib`) does not import Gymnasium; importing the package registers the envs
+``InferMax-v0`` and ``InferMax-Tiny-v0``.
 """
 
 from .batch import Batch
@@ -25,4 +26,4 @@ __all__ = [
     "Uniform", "Workload", "WorkloadError", "compute_metrics", "get_gpu", "get_model", "list_gpus", "list_models",
     "load_azure_trace", "objective_value", "register_gpu", "register_model",
 ]
-from . import envs  # noqa: E402,F401  (registers the envs; infermax_env.envs is the only gymnasium import)
+from . import envs  # noqa: E402,F401  (registers the envs; the simulator core imports no gymnasium)
