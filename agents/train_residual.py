@@ -127,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--resume", default=None, help="a checkpoint.zip of an earlier run to continue")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--export-to", default=None, help="copy the run's best_model.zip and a config.json "
+                        "(env, env version, training record) to this folder instead of training")
     args = parser.parse_args(argv)
     for name in ("group_size", "window", "validation_windows", "validate_every", "timesteps", "torch_threads"):
         if getattr(args, name) < 1:
@@ -136,10 +138,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def export(run_dir: Path, destination: Path) -> None:
+    """Ship a run's best model with what reproduces its evaluation: its env id and kwargs, the infermax-env
+    version and git commit it was trained with, and its training record (progress.json)."""
+    import shutil
+    import subprocess
+    from importlib.metadata import version
+
+    from .builders import saved_metadata
+
+    best = run_dir / "best_model.zip"
+    record = json.loads((run_dir / "progress.json").read_text())
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, destination / "best_model.zip")
+    config = {"metadata": saved_metadata(best), "infermax_env_version": version("infermax_env"),
+              "git_commit_at_export": commit, "source_run": str(run_dir),
+              "selection": "best_model.zip: lowest validation ratio (sum of TTLT / the base heuristic's) among "
+                           "the validation passes, the zero-correction start counting as exactly 1.0",
+              "training": {k: v for k, v in record.items() if k != "started"}}
+    (destination / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     th.set_num_threads(args.torch_threads)
     run_dir = Path(args.output_dir)
+    if args.export_to:
+        export(run_dir, Path(args.export_to))
+        return 0
     run_dir.mkdir(parents=True, exist_ok=True)
     env_kwargs = residual_env_kwargs(args.base, args.window, args.correction_scale)
 
@@ -184,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     model.save(run_dir / "checkpoint.zip")
     progress_path.write_text(json.dumps(state, indent=2))
     log(run_dir, f"done: {model.num_timesteps} agent steps, {state['updates']} updates, best validation ratio "
-                 f"{state['best_score']:.4f}, {wall:.0f} s this session")
+                 f"{state['best_score']:.4f}, {wall:.0f} s this session, "
+                 f"{state['steps_per_second_this_session']:.1f} agent steps/s (validation included)")
     return 0
 
 
