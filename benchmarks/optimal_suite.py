@@ -1,8 +1,9 @@
 """Compute the benchmark suite's stored optima and bounds, and write the leaderboard (docs/leaderboard.md).
 
 ``compute`` solves every instance of the chosen families (``baselines.optimal.suite.FAMILIES``) for both
-objectives and stores the best schedule and bound found, keeping a stored entry when it is better; instances
-already solved with at least the requested time limit are skipped, so a run can be resumed or extended. Tiny
+objectives and stores the best schedule and bound found, keeping a stored entry when it is better (``settings`` and
+``wall_s`` describe the run that found the stored schedule, ``runs`` every run merged into the entry); instances
+proven or already solved with at least the requested time limit are skipped, so a run can be resumed or extended. Tiny
 families run :func:`solve_optimal`; trace families (too large for CP-SAT) store the best heuristic's schedule and
 the closed-form bound of :func:`optimum_lower_bound`. ``leaderboard`` evaluates every registered heuristic on every
 stored family and writes the certified gap brackets.
@@ -62,8 +63,11 @@ def _merge(old: dict | None, new: dict) -> dict:
         return new
     best = new if new["best_known_s"] < old["best_known_s"] else old
     merged = dict(best, bound_s=max(old["bound_s"], new["bound_s"]))
-    merged["status"] = "OPTIMAL" if merged["bound_s"] >= merged["best_known_s"] * (1 - 1e-6) and (
-        old["status"] == "OPTIMAL" or new["status"] == "OPTIMAL") else best["status"]
+    proven = any(r["status"] == "OPTIMAL" and r["best_known_s"] <= best["best_known_s"] * (1 + 1e-12)
+                 for r in (old, new))
+    merged["status"] = "OPTIMAL" if proven else "FEASIBLE"
+    merged["runs"] = old.get("runs", [{"settings": old["settings"], "wall_s": old["wall_s"]}]) + [
+        {"settings": new["settings"], "wall_s": new["wall_s"]}]
     return merged
 
 
