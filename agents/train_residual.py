@@ -72,16 +72,18 @@ def relative_score(model, env: ResidualEnv, workloads, references: list[float]) 
 
 
 class Supervisor(BaseCallback):
-    """Checkpoints after every update, validates every ``validate_every`` updates, stops at the wall budget."""
+    """Checkpoints after every update, validates every ``validate_every`` updates, and stops training after the
+    first update that ends past the wall-clock ``deadline``."""
 
     def __init__(self, run_dir: Path, env: ResidualEnv, workloads, references, validate_every: int,
                  deadline: float, state: dict[str, Any]):
         super().__init__()
         self.run_dir, self.env, self.workloads, self.references = run_dir, env, workloads, references
         self.validate_every, self.deadline, self.state = validate_every, deadline, state
+        self.stop = False
 
     def _on_step(self) -> bool:
-        return time.time() < self.deadline
+        return not self.stop
 
     def _on_rollout_end(self) -> None:
         state, model = self.state, self.model
@@ -100,6 +102,7 @@ class Supervisor(BaseCallback):
         state["steps"] = model.num_timesteps
         state["windows_drawn"] = model.windows_drawn
         (self.run_dir / "progress.json").write_text(json.dumps(state, indent=2))
+        self.stop = time.time() >= self.deadline
 
     def _on_training_end(self) -> None:
         self.state["steps"] = self.model.num_timesteps
@@ -175,7 +178,6 @@ def main(argv: list[str] | None = None) -> int:
         return env_from_metadata(env_kwargs)
 
     started = time.time()
-    deadline = started + 60 * args.minutes
     budget = {"steps": args.timesteps, "seconds": 60 * args.minutes}
     progress_path = run_dir / "progress.json"
     if args.resume:
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     references = [validation_env.base_metrics(w)["sum_ttlt"] for w in workloads]
     log(run_dir, f"training {args.base} residual, seed {args.seed}, group {args.group_size}, budget "
                  f"{args.minutes} min / {args.timesteps} steps; {len(workloads)} validation windows")
+    deadline = time.time() + 60 * args.minutes  # the budget counts training and validation, not this setup
     supervisor = Supervisor(run_dir, validation_env, workloads, references, args.validate_every, deadline, state)
     learn_started = time.time()
     state["steps_at_start"] = model.num_timesteps

@@ -61,3 +61,23 @@ def test_group_ppo_updates_on_groups_of_the_same_window():
     assert all(sim.done for sim in sims)
     assert np.isfinite(buffer.advantages).all()
     assert any(not th.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
+@pytest.mark.slow
+def test_train_residual_checkpoints_resumes_and_exports(tmp_path):
+    import json
+
+    from agents.builders import saved_metadata
+    from agents.train_residual import main
+
+    run = tmp_path / "run"
+    common = ["--group-size", "1", "--validation-windows", "1", "--validate-every", "1", "--output-dir", str(run)]
+    assert main(["--minutes", "0.05", *common]) == 0
+    first = json.loads((run / "progress.json").read_text())
+    assert first["updates"] >= 1 and first["validation"] and (run / "best_model.zip").is_file()
+    assert main(["--minutes", "0.05", "--resume", str(run / "checkpoint.zip"), *common]) == 0
+    assert json.loads((run / "progress.json").read_text())["steps"] > first["steps"]
+    assert main(["--output-dir", str(run), "--export-to", str(tmp_path / "shipped")]) == 0
+    shipped = json.loads((tmp_path / "shipped" / "config.json").read_text())
+    assert shipped["metadata"] == saved_metadata(tmp_path / "shipped" / "best_model.zip")
+    assert shipped["metadata"]["env_id"] == "agents.residual:InferMaxResidual-v0"
