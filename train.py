@@ -449,7 +449,7 @@ def evaluate_agent(args: argparse.Namespace, plan: RunPlan, model, eval_env: gym
     from agents.evaluation import runnable_heuristics
 
     seeds = evaluation_seeds(args.eval_episodes)
-    heuristics, skipped = runnable_heuristics(eval_env, plan.heuristics, workload_for_seed(eval_env, seeds[0]))
+    heuristics, skipped = runnable_heuristics(eval_env, plan.heuristics)
     if skipped:
         print(f"skipping oracle heuristics (the env hides output lengths): {', '.join(skipped)}")
     cache = None if args.no_optimum else OptimumCache(args.optimum_cache)

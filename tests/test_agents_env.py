@@ -65,3 +65,18 @@ def test_optimal_replay_through_the_env_has_zero_gap(tmp_path):
     assert replayed == pytest.approx(result.replayed_objective, rel=1e-12)
     assert report.gap_to_optimum("optimal replay")[0][0] == pytest.approx(0.0, abs=1e-12)
     assert report.gap_to_optimum("vllm")[0][0] >= -1e-12
+
+
+def test_oracle_heuristics_are_skipped_where_output_lengths_are_hidden():
+    from agents.evaluation import runnable_heuristics
+
+    names = ["vllm", "srpt", "sagesched", "sort_output_noe", "vllm_cap"]
+    hidden = gym.make("InferMax-Tiny-v0", oracle=False)
+    assert runnable_heuristics(hidden, names) == (["vllm", "sagesched", "vllm_cap"], ["srpt", "sort_output_noe"])
+    assert runnable_heuristics(gym.make("InferMax-Tiny-v0", oracle=True), names) == (names, [])
+    # what runnable_heuristics keeps really runs there, what it skips really refuses
+    workload = workload_for_seed(hidden, SEEDS[0])
+    for name in ("vllm", "sagesched", "vllm_cap"):
+        run_scheduler(make_scheduler(name), workload, hidden)
+    with pytest.raises(Exception, match="oracle"):
+        run_scheduler(make_scheduler("srpt"), workload, hidden)

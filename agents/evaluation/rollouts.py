@@ -84,20 +84,14 @@ def workload_for_seed(env: gym.Env, seed: int) -> Workload:
     return env.unwrapped.sim.workload
 
 
-def runnable_heuristics(env: gym.Env, names: Sequence[str], workload: Workload) -> tuple[list[str], list[str]]:
+def runnable_heuristics(env: gym.Env, names: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(runnable, skipped)``: the heuristics among ``names`` that can run in ``env``'s setting; oracle
-    schedulers are skipped where output lengths are hidden (``oracle=False``)."""
-    from baselines import OracleRequiredError, make_scheduler
+    schedulers (``requires_oracle``) are skipped where output lengths are hidden (``oracle=False``)."""
+    from baselines import SCHEDULERS
 
-    runnable, skipped = [], []
-    for name in names:
-        try:
-            run_scheduler(make_scheduler(name), workload, env)
-        except OracleRequiredError:
-            skipped.append(name)
-        else:
-            runnable.append(name)
-    return runnable, skipped
+    hidden = not env.unwrapped.config.oracle
+    skipped = [name for name in names if hidden and SCHEDULERS[name].requires_oracle]
+    return [name for name in names if name not in skipped], skipped
 
 
 def objective_value_of(summary: Mapping[str, float], objective: str) -> float:
