@@ -80,3 +80,18 @@ def test_oracle_heuristics_are_skipped_where_output_lengths_are_hidden():
         run_scheduler(make_scheduler(name), workload, hidden)
     with pytest.raises(Exception, match="oracle"):
         run_scheduler(make_scheduler("srpt"), workload, hidden)
+
+
+def test_long_episodes_report_progress_per_env_step(env, capsys):
+    workload = workload_for_seed(env, SEEDS[0])
+    policy = as_action_fn(SchedulerPolicy(make_scheduler("vllm"), env))
+    calls = []
+    run_episode(env, policy, workload, on_step=lambda: calls.append(1))
+    obs, _ = env.reset(options={"workload": workload})
+    steps, done = 0, False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(policy(obs, env))
+        steps, done = steps + 1, terminated or truncated
+    assert len(calls) == steps > len(workload)
+    evaluate(env, {"vllm via env": SchedulerPolicy(make_scheduler("vllm"), env)}, SEEDS[:1], progress=True)
+    assert "vllm via env (env steps)" in capsys.readouterr().err
