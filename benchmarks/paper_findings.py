@@ -8,7 +8,8 @@ and C = 16,384. Experiments (each checkpoints its runs to ``<out>/<experiment>.j
   x KV capacity M, GPU time of vLLM (evict + recompute) against three no-preemption vLLMs: the exact
   I + O - 1 reservation (oracle, INFERMAX's ``vllm_noe``), ``max_tokens`` = 2,048 and ``max_model_len`` =
   4,096 (Vidur's Orca). ``--grid full`` doubles the resolution.
-* ``flip``: the same for I = 128, O = 512 over M, and for I = 128, M = 4,096 over O: where the sign flips.
+* ``flip``: vLLM against the exact reservation for I = 128, O = 512 over M, and for I = 128, M = 4,096 over
+  O: where the sign flips.
 * ``traces``: the Azure conv and code traces (raw, and preprocessed as INFERMAX's loader does) at
   M = 100,000 and 50,000 against the exact reservation and fixed ``max_tokens`` / ``max_model_len``.
 * ``optimal``: CP-SAT's GPU-time optimum on Tiny instances with eviction allowed and forbidden, beside
@@ -121,12 +122,13 @@ def run_cases(cases: list[Case], checkpoint: Checkpoint, jobs: int, desc: str) -
     bar.close()
 
 
-def preemption_cases(prompt: int, output: int, capacity: int, experiment: str, batch: int = BATCH) -> list[Case]:
-    """vLLM and every no-preemption rival on one offline batch of ``batch`` requests."""
+def preemption_cases(prompt: int, output: int, capacity: int, experiment: str, batch: int = BATCH,
+                     rivals: Iterable[str] = tuple(RIVALS.values())) -> list[Case]:
+    """vLLM and the no-preemption ``rivals`` on one offline batch of ``batch`` requests."""
     workload = OfflineBatch.uniform(prompt, output, batch)(np.random.default_rng(0))
     meta = {"prompt": prompt, "output": output}
     return [Case(f"{experiment}|I{prompt}|O{output}|M{capacity}|{spec}", workload, capacity, spec, meta=meta)
-            for spec in ("vllm", *RIVALS.values())]
+            for spec in ("vllm", *rivals)]
 
 
 def change(rows: dict[str, dict], key: str, rival: str, metric: str = "total_gpu_time") -> float:
@@ -159,8 +161,9 @@ def phase_experiment(args: argparse.Namespace) -> None:
 
 def flip_experiment(args: argparse.Namespace) -> None:
     prompt, output = FLIP_REQUEST
-    cases = [case for capacity in FLIP_CAPACITIES for case in preemption_cases(prompt, output, capacity, "flip")]
-    cases += [case for o in FLIP_OUTPUTS for case in preemption_cases(prompt, o, 4096, "flip")]
+    exact = (RIVALS["exact I+O-1 (oracle)"],)
+    cases = [case for m in FLIP_CAPACITIES for case in preemption_cases(prompt, output, m, "flip", rivals=exact)]
+    cases += [case for o in FLIP_OUTPUTS for case in preemption_cases(prompt, o, 4096, "flip", rivals=exact)]
     unique = list({case.key: case for case in cases}.values())
     run_cases(unique, Checkpoint(args.out / "flip.json"), args.jobs, "sign flip")
 
@@ -288,8 +291,8 @@ def plot_phase(rows: dict[str, dict], values: tuple[int, ...], path: Path) -> Pa
     plt = _pyplot()
     if not rows:
         return None
-    fig, axes = plt.subplots(len(RIVALS), len(CAPACITIES), figsize=(4.2 * len(CAPACITIES), 3.7 * len(RIVALS)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(RIVALS), len(CAPACITIES), figsize=(3.6 * len(CAPACITIES) + 1.2, 3.3 * len(RIVALS)),
+                             squeeze=False, layout="constrained")
     logs = np.log2(values)
     step = logs[1] - logs[0]
     for i, (label, rival) in enumerate(RIVALS.items()):
@@ -301,7 +304,8 @@ def plot_phase(rows: dict[str, dict], values: tuple[int, ...], path: Path) -> Pa
             for a, p in enumerate(values):
                 for b, o in enumerate(values):
                     if math.isfinite(grid[a, b]):
-                        ax.text(logs[b], logs[a], f"{grid[a, b] * 100:+.0f}", ha="center", va="center", fontsize=7)
+                        ax.text(logs[b], logs[a], f"{grid[a, b] * 100:+.0f}", ha="center", va="center", fontsize=7,
+                                color="white" if abs(grid[a, b]) > 0.35 else "black")
             for trace, (p, o) in TRACE_MARKERS.items():
                 ax.plot(math.log2(o), math.log2(p), marker="*", color="black", markersize=11)
                 ax.annotate(trace, (math.log2(o), math.log2(p)), xytext=(4, 4), textcoords="offset points", fontsize=8)
@@ -373,15 +377,17 @@ def answers_section(phase: dict[str, dict], flip: dict[str, dict], traces: dict[
     hurts = {label: [value for value, _ in ((change(phase, k.rsplit("|", 1)[0], rival), 0) for k in phase
                                             if k.endswith("|vllm")) if math.isfinite(value)]
              for label, rival in RIVALS.items()}
-    orca = [f"{trace}, M = {m:,}: {_pct(_trace_change(traces, trace, m, 'vllm_cap:max_tokens=4096'))}"
-            for trace in ("conv-raw", "conv-infermax") for m in TRACE_CAPACITIES]
+    orca = [f"{trace}, M = {m:,}, {rival.split(':')[1]}: {_pct(_trace_change(traces, trace, m, rival))}"
+            for trace, rival in (("conv-raw", "vllm_cap:max_tokens=4096"),
+                                 ("conv-infermax", "vllm_cap:max_model_len=4096")) for m in TRACE_CAPACITIES]
     lines = ["## Answers", "",
              f"* **INFERMAX's ~30%** appears in the setting it was measured in, an offline batch (`flip`): "
              f"{BATCH} x (I = {prompt}, O = {output}) at M = 4,096 against the exact reservation: "
              f"**{_pct(offline)}** GPU time (`python benchmarks/paper_findings.py headline` prints it). Phase-diagram "
              f"cells within -25% to -35% against the exact reservation (`phase`): "
-             f"{', '.join(in_band) if in_band else 'none'}. Against an Orca-style fixed reservation "
-             f"(`max_tokens` = 4,096) on the conv trace (`traces`): {'; '.join(orca)}.",
+             f"{', '.join(in_band) if in_band else 'none'}. Against an Orca-style fixed reservation on the conv "
+             f"trace (`traces`; `max_model_len` needs INFERMAX's I + O cap, raw prompts reach 14,050): "
+             f"{'; '.join(orca)}.",
              f"* **Where the sign flips** (`flip`, against the exact reservation): over M at I = {prompt}, "
              f"O = {output}: " + ", ".join(f"M = {m:,}: {_pct(v)}" for m, v in by_m) + f"; over O at I = {prompt}, "
              f"M = 4,096: " + ", ".join(f"O = {o}: {_pct(v)}" for o, v in by_o) + ".",
@@ -453,18 +459,19 @@ def recompute_share(rows: dict[str, dict], key: str, prompt: int, output: int, b
 
 def flip_section(rows: dict[str, dict]) -> str:
     prompt, output = FLIP_REQUEST
-    by_m = [[f"{m:,}"] + [_pct(change(rows, f"flip|I{prompt}|O{output}|M{m}", rival)) for rival in RIVALS.values()]
+    exact = RIVALS["exact I+O-1 (oracle)"]
+    by_m = [[f"{m:,}", _pct(change(rows, f"flip|I{prompt}|O{output}|M{m}", exact))]
             + [f"{rows.get(f'flip|I{prompt}|O{output}|M{m}|vllm', {}).get('evictions', math.nan):.0f}",
                f"{recompute_share(rows, f'flip|I{prompt}|O{output}|M{m}', prompt, output):.1%}"]
             for m in FLIP_CAPACITIES]
-    by_o = [[str(o)] + [_pct(change(rows, f"flip|I{prompt}|O{o}|M4096", rival)) for rival in RIVALS.values()]
+    by_o = [[str(o), _pct(change(rows, f"flip|I{prompt}|O{o}|M4096", exact))]
             + [f"{idle_share(prompt, o):.1%}", f"{recompute_share(rows, f'flip|I{prompt}|O{o}|M4096', prompt, o):.1%}"]
             for o in FLIP_OUTPUTS]
     return FLIP_TEXT.format(batch=BATCH, prompt=prompt, output=output) + "\n\n" + _table(
-        ["M", *RIVALS, "vLLM evictions", "vLLM recomputed share"], by_m) + "\n\n" + (
+        ["M", "vs exact I+O-1 (oracle)", "vLLM evictions", "vLLM recomputed share"], by_m) + "\n\n" + (
         f"Over O at I = {prompt}, M = 4,096 (idle share: the part of an exact reservation reserved but unused, "
         f"(O - 1) / 2 / (I + O - 1); recomputed share: vLLM's recomputed tokens over B (I + O - 1)):\n\n") + _table(
-        ["O", *RIVALS, "idle share (exact)", "vLLM recomputed share"], by_o)
+        ["O", "vs exact I+O-1 (oracle)", "idle share (exact)", "vLLM recomputed share"], by_o)
 
 
 def traces_section(rows: dict[str, dict]) -> str:
