@@ -114,6 +114,7 @@ class ActionMode:
     def __init__(self, window: int, strict: bool):
         self.window = window
         self.strict = strict
+        self._chosen = np.empty((3, window), dtype=np.int64)  # the batch kernels' output, reused every step
 
     @property
     def space(self) -> gym.Space:
@@ -166,8 +167,8 @@ class ActionMode:
     def _decision(self, sim: Simulator, chosen: np.ndarray, num_runs: int, num_evictions: int,
                   repairs: Repairs) -> Decision:
         """The decision a batch kernel wrote into ``chosen`` (rows: run ids, their tokens, evicted ids), or the
-        livelock rule's when it runs nothing. The decision's arrays share one compact copy: the simulator logs
-        each decision, which must not keep the (3, K) scratch array alive."""
+        livelock rule's when it runs nothing. The decision's arrays share one compact copy: ``chosen`` is reused
+        next step, and the simulator's log keeps each decision (not a (3, K) array per step)."""
         if num_runs == 0:
             return self._livelock(sim, chosen[2, :num_evictions].copy(), repairs)
         compact = chosen[:, :max(num_runs, num_evictions)].copy()
@@ -213,7 +214,7 @@ class SelectMode(ActionMode):
     def act(self, action, sim, win, pending=None):
         choice = _integer_array(action, (self.window,), self.name)
         cfg = sim.config
-        chosen = np.empty((3, self.window), dtype=np.int64)
+        chosen = self._chosen
         num_runs, num_evictions, invalid, dropped = _select_batch(
             choice, win.count, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.decoding,
             win.free_blocks, cfg.block_size, cfg.token_budget, cfg.max_batch_size, chosen)
@@ -261,7 +262,7 @@ class PriorityMode(ActionMode):
             raise ValueError(f"priority action must be real scores, got dtype {scores.dtype}")
         repairs = Repairs()
         cfg = sim.config
-        chosen = np.empty((3, self.window), dtype=np.int64)
+        chosen = self._chosen
         num_runs, num_evictions, num_nan, infinite = _priority_batch(
             scores, win.count, win.num_resident, win.ids, win.need, win.kv, win.kv_blocks, win.free_blocks,
             cfg.block_size, cfg.token_budget, cfg.max_batch_size, chosen)
