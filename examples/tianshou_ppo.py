@@ -6,6 +6,7 @@ store. The sequential mode's Discrete action space is the one Tianshou's categor
 ``pip install 'infermax-env[tianshou]'``.
 
     python examples/tianshou_ppo.py --epochs 10
+    python examples/tianshou_ppo.py --env-id InferMax-v0 --test-episodes 0   # its episodes are ~10^5 steps
 """
 
 from __future__ import annotations
@@ -61,27 +62,32 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--epoch-steps", type=int, default=5000, help="env steps per epoch")
     parser.add_argument("--collect-steps", type=int, default=1000, help="env steps per PPO update")
     parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--test-episodes", type=int, default=2, help="test episodes per epoch (0: no test)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
     train_envs = DummyVectorEnv([lambda: make_env(args.env_id)] * args.num_envs)
-    test_envs = DummyVectorEnv([lambda: make_env(args.env_id)] * 2)
     train_envs.seed(args.seed)
-    test_envs.seed(args.seed + 1000)
     space = make_env(args.env_id).observation_space
     obs_size, num_actions = space["obs"].shape[0], space["mask"].shape[0]
     policy = DiscreteActorPolicy(actor=MaskedActor(obs_size, num_actions), action_space=gym.spaces.Discrete(num_actions),
                                  deterministic_eval=True)
     algorithm = PPO(policy=policy, critic=Critic(obs_size), optim=AdamOptimizerFactory(lr=3e-4), max_grad_norm=0.5)
     train_collector = Collector(algorithm, train_envs, VectorReplayBuffer(args.collect_steps, args.num_envs))
-    test_collector = Collector(algorithm, test_envs)
+    test_collector = None
+    if args.test_episodes:
+        test_envs = DummyVectorEnv([lambda: make_env(args.env_id)] * args.test_episodes)
+        test_envs.seed(args.seed + 1000)
+        test_collector = Collector(algorithm, test_envs)
     result = algorithm.run_training(OnPolicyTrainerParams(
         training_collector=train_collector, test_collector=test_collector, max_epochs=args.epochs,
         epoch_num_steps=args.epoch_steps, collection_step_num_env_steps=args.collect_steps,
-        update_step_num_repetitions=4, test_step_num_episodes=2, batch_size=args.batch_size, show_progress=False))
-    print(f"best test return {result.best_reward:.3f} after {result.timing.total_time:.0f} s")
+        update_step_num_repetitions=4, test_step_num_episodes=max(args.test_episodes, 1), batch_size=args.batch_size,
+        show_progress=False))
+    print(f"{result.update_step} PPO updates, {result.train_step} env steps; best test return "
+          f"{result.best_reward:.3f}; {result.timing.total_time:.0f} s")
     return {"best_reward": float(result.best_reward)}
 
 
