@@ -236,7 +236,7 @@ class GapReport:
         names = [row["policy"] for row in self.summary_rows()]
         labels = [name + (" [oracle]" if name in self.oracle else "") for name in names]
         x = np.arange(1, len(names) + 1, dtype=float)
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(names) + 2), 5.0))
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 2), 5.5))
         if self.has_optimum:
             proven = self.proven_mask()
             lows, highs = zip(*(self.gap_to_optimum(name) for name in names))
