@@ -103,7 +103,9 @@ def leaderboard(out: Path) -> None:
              "of its gap to the optimum: `best` = value / best-known - 1 (the gap is at least this) and `bound` = "
              "value / bound - 1 (at most this). Oracle heuristics (`srpt`, `sort_output`, `*_noe`) read true output "
              "lengths. Stored entries, their solver settings and times are in `baselines/optimal/suite_data/`. "
-             "Agents are not listed yet (no trained checkpoint is stored with the repository).", ""]
+             "No agent is listed: the one stored checkpoint (`agents/checkpoints/residual_sagesched`) is trained for "
+             "InferMax-v0's engine, not these families'; `evaluate(family, policy, objective, env=...)` scores any "
+             "env policy whose env has the family's engine.", ""]
     for family, spec in FAMILIES.items():
         for objective in OBJECTIVES:
             entries = load_family(family, objective)
