@@ -32,7 +32,8 @@ def resolve_scheduler(reference: Any) -> Scheduler:
     if isinstance(reference, str):
         if reference not in _FACTORIES:
             raise ValueError(f"unknown scheduler {reference!r}; registered: {scheduler_names() or 'none'} "
-                             f"(`import baselines` registers its heuristics)")
+                             f"(`import baselines` registers its heuristics; in a worker process that does not "
+                             f"import it, pass the scheduler class, e.g. baselines.VLLMScheduler, instead of a name)")
         return _FACTORIES[reference]()
     if isinstance(reference, type) or not callable(getattr(reference, "decide", None)):
         if not callable(reference):
