@@ -29,7 +29,7 @@ from numba import njit
 
 from . import layout
 from .batch import Batch
-from .cost.base import CostModel
+from .cost.base import BREAKDOWN_KEYS, CostModel
 from .deployment import EngineConfig
 from .errors import InfeasibleDecisionError, WorkloadError
 from .layout import COUNT_ROWS, FLAG_ROWS, TIME_ROWS, ceil_blocks
@@ -216,7 +216,7 @@ class Simulator:
         self.config = config
         self.oversized = oversized
         self.oracle = oracle
-        self.breakdown = breakdown
+        self.with_breakdown = breakdown
         self.reset(workload)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -361,7 +361,7 @@ class Simulator:
             return self._idle(decision, blocks_after)
         num_prefills = len(ids) - num_decodes
         batch = Batch(parts[0, :num_prefills], parts[1, :num_prefills], parts[2, :num_decodes], prefill_samples)
-        if self.breakdown:
+        if self.with_breakdown:
             batch_time, breakdown = self.cost_model.price(batch)
         else:
             batch_time, breakdown = self.cost_model.batch_time(batch), None
@@ -458,7 +458,8 @@ class Simulator:
         area += self._admit_arrivals(target)
         self.total_idle_time += idle
         self.total_latency_area += area
-        return StepResult(decision, Batch(), 0.0, idle, area, _NO_IDS, _NO_IDS, {} if self.breakdown else None)
+        return StepResult(decision, Batch(), 0.0, idle, area, _NO_IDS, _NO_IDS,
+                          dict.fromkeys(BREAKDOWN_KEYS, 0.0) if self.with_breakdown else None)
 
     def _admit_arrivals(self, now: float) -> float:
         """Make requests arriving by ``now`` visible; returns their time in the system before ``now``."""
