@@ -513,7 +513,11 @@ def sagesched_section(args: argparse.Namespace, rows: dict[str, dict]) -> str:
                                            for s in SAGESCHED_SCHEDULERS]
                     + [f"{gain:.1%}", f"{1 - ours['p99_ttlt'] / sjf['p99_ttlt']:.1%}",
                        "yes" if gain >= SAGESCHED_BAND else "no"])
-    return SAGESCHED_TEXT + "\n\n" + _table(
+    walls = {kind: max((r["wall_s"] for k, r in rows.items() if k.startswith(f"sagesched|{kind}|")), default=math.nan)
+             for kind in ("conv", "code")}
+    timing = (f"Every run replays the whole trace (or `--window`) to the end; the longest took {walls['code']:.0f} s "
+              f"(code) and {walls['conv']:.0f} s (conv) of wall time here (wall times depend on the machine's load).")
+    return SAGESCHED_TEXT + "\n\n" + timing + "\n\n" + _table(
         ["trace", "rate", *(f"{s} mean / p99 TTLT s" for s in SAGESCHED_SCHEDULERS),
          "sagesched vs SJF (mean)", "(p99)", ">= 28.7%"], body)
 
