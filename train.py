@@ -40,7 +40,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import baselines  # noqa: F401  (registers the heuristics, so reference="vllm" resolves in every process)
 import infermax_env  # noqa: F401  (registers the InferMax envs)
 from infermax_env import OBJECTIVES
 from agents.builders import (ALGORITHMS, attach_metadata, build_model, check_action_space, check_saved_model, load_agent,

@@ -2,14 +2,19 @@
 
 The simulator core and its env do not import any scheduler package. A package that defines schedulers
 (:mod:`baselines` does, for all of its heuristics) registers a factory per name when it is imported; the env
-then resolves a name through this registry.
+then resolves a name through this registry. A name not yet registered loads the packages advertised under the
+``infermax_env.schedulers`` entry-point group first, so names also resolve in worker processes (subprocess vector
+envs, RLlib EnvRunners) that never imported those packages.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Any, Callable
 
 from .simulator import Scheduler
+
+ENTRY_POINT_GROUP = "infermax_env.schedulers"
 
 _FACTORIES: dict[str, Callable[[], Scheduler]] = {}
 
@@ -26,14 +31,21 @@ def scheduler_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
+def _load_advertised_packages() -> None:
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
+
+
 def resolve_scheduler(reference: Any) -> Scheduler:
     """The scheduler ``reference`` stands for: a registered name, a scheduler (an object with ``decide``), or a
     factory of one such as a scheduler class (called once per use, so each use starts fresh)."""
     if isinstance(reference, str):
         if reference not in _FACTORIES:
+            _load_advertised_packages()
+        if reference not in _FACTORIES:
             raise ValueError(f"unknown scheduler {reference!r}; registered: {scheduler_names() or 'none'} "
-                             f"(`import baselines` registers its heuristics; in a worker process that does not "
-                             f"import it, pass the scheduler class, e.g. baselines.VLLMScheduler, instead of a name)")
+                             f"(packages register names when imported or through the {ENTRY_POINT_GROUP!r} "
+                             f"entry-point group; a scheduler class, e.g. baselines.VLLMScheduler, works anywhere)")
         return _FACTORIES[reference]()
     if isinstance(reference, type) or not callable(getattr(reference, "decide", None)):
         if not callable(reference):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -185,6 +187,16 @@ def test_reference_names_resolve_through_the_scheduler_registry():
         env.reset(seed=0)
     with pytest.raises(ValueError, match="reference must be a scheduler name, a scheduler .* got 3"):
         gym.make("InferMax-Tiny-v0", reference=3)
+
+
+def test_reference_names_resolve_in_a_process_that_never_imported_baselines():
+    # Subprocess vector envs and RLlib EnvRunners build envs without importing baselines; the entry point loads it.
+    code = ("import sys, gymnasium as gym, infermax_env\n"
+            "env = gym.make('InferMax-Tiny-v0', reference='vllm'); env.reset(seed=0)\n"
+            "print('baselines' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
 
 
 def test_each_batch_is_priced_once_and_info_carries_its_breakdown():
