@@ -12,6 +12,7 @@ from ortools.sat.python import cp_model
 from baselines import SCHEDULERS
 from baselines.optimal import (IntegerLinearCost, ScheduleInstance, ScheduleModel, best_heuristic_schedule,
                                iteration_bound, normalize_schedule, solve_optimal)
+from baselines.optimal.bounds import bound_cuts
 from baselines.optimal.model import full_continuations_hold
 from baselines.optimal.solve import serial_schedule
 from infermax_env import (EngineConfig, LinearCoefficients, LinearCostModel, Simulator, Workload, compute_metrics,
@@ -21,8 +22,7 @@ from optimal_oracle import exhaustive_optimum
 
 COST = LinearCostModel()
 INTEGER_COST = IntegerLinearCost.from_cost_model(COST)
-FLAGS = [{"evict_after_emission": True}, {"full_continuations": True}, {"bound_cuts": True},
-         {"evict_after_emission": True, "full_continuations": True, "bound_cuts": True}]
+FLAGS = ["evict_after_emission", "full_continuations", "bound_cuts", "all"]
 
 # (prompts, outputs, M, C): eviction pays in the first four; prompts longer than C are chunked and continued in the
 # rest.
@@ -72,8 +72,12 @@ def test_each_rule_keeps_the_exhaustive_optimum(case, objective):
     plain = _model_optimum(instance, objective, horizon)
     exhaustive = exhaustive_optimum(workload, engine, objective)
     assert plain * INTEGER_COST.unit_seconds == pytest.approx(exhaustive, rel=1e-5)
-    for flags in FLAGS:
-        assert _model_optimum(instance, objective, horizon, **flags) == plain, flags
+    cuts = bound_cuts(instance, INTEGER_COST, objective)
+    for flag in FLAGS:
+        options = {"evict_after_emission": flag in ("evict_after_emission", "all"),
+                   "full_continuations": flag in ("full_continuations", "all"),
+                   "bound_cuts": cuts if flag in ("bound_cuts", "all") else None}
+        assert _model_optimum(instance, objective, horizon, **options) == plain, flag
 
 
 @pytest.mark.slow
@@ -130,7 +134,8 @@ def test_continuation_rule_is_checked_against_the_coefficients():
 
 def test_bound_cuts_skip_truncated_models():
     instance = ScheduleInstance((5, 6, 7), (3, 2, 4), 48, 32, 8)
-    truncated = ScheduleModel(instance, INTEGER_COST, "latency", 3, truncated_bound=10, bound_cuts=True)
+    cuts = bound_cuts(instance, INTEGER_COST, "latency")
+    truncated = ScheduleModel(instance, INTEGER_COST, "latency", 3, truncated_bound=10, bound_cuts=cuts)
     plain = ScheduleModel(instance, INTEGER_COST, "latency", 3, truncated_bound=10)
     assert len(truncated.model.proto.constraints) == len(plain.model.proto.constraints)
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
-from .model import OBJECTIVES, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+from .model import OBJECTIVES, BoundCuts, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 
 PACKING_DEPTH = 4
 
@@ -177,6 +177,14 @@ def lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: 
     """The closed-form lower bound on the optimal objective (integer cost units); no search, linear-logarithmic in
     the number of requests."""
     return combine(closed_form_terms(instance, cost, objective), cost)
+
+
+def bound_cuts(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str) -> BoundCuts:
+    """The closed-form counts and objective bound as :class:`~baselines.optimal.model.BoundCuts` for
+    :class:`~baselines.optimal.model.ScheduleModel`."""
+    prefix = prefix_bounds(instance)
+    return BoundCuts(prefix.iterations[-1], prefix.prefill_iterations[-1], sum(prefix.iterations),
+                     lower_bound(instance, cost, objective))
 
 
 def _term_cost(cost: IntegerLinearCost, keep: str) -> IntegerLinearCost:

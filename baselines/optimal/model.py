@@ -155,6 +155,18 @@ class IntegerLinearCost:
         return den * (self.k_ao + self.k_bo + cheapest_attention)
 
 
+@dataclass(frozen=True)
+class BoundCuts:
+    """Lower bounds, valid for every complete schedule of an instance, that :class:`ScheduleModel` adds as cuts:
+    iterations, iterations holding a prefill chunk, the sum over requests of the iterations each stays unfinished,
+    and the objective (integer units)."""
+
+    iterations: int
+    prefill_iterations: int
+    completions: int
+    objective: int
+
+
 def full_continuations_hold(cost: "IntegerLinearCost", instance: "ScheduleInstance") -> bool:
     """Whether moving a token from a request's earlier prefill chunk into its later one is strictly cheaper under
     ``cost`` for every chunk of ``instance`` (see :meth:`ScheduleModel._add_full_continuations`): the cached-token
@@ -207,13 +219,14 @@ class ScheduleModel:
     Optional constraints, each sound (some optimal schedule satisfies them all; the arguments are in the methods'
     docstrings and ``docs/optimal.md``): ``evict_after_emission`` (:meth:`_add_eviction_after_emission`),
     ``full_continuations`` (:meth:`_add_full_continuations`, added only when :func:`full_continuations_hold` for
-    the cost and instance) and ``bound_cuts`` (:meth:`_add_bound_cuts`, complete models only).
+    the cost and instance) and ``bound_cuts`` (:meth:`_add_bound_cuts`, complete models only; from
+    :func:`baselines.optimal.bounds.bound_cuts`).
     """
 
     def __init__(self, instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int, *,
                  allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None,
                  deadline: float | None = None, evict_after_emission: bool = False, full_continuations: bool = False,
-                 bound_cuts: bool = False):
+                 bound_cuts: "BoundCuts | None" = None):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
         if truncated_bound is not None and truncated_bound <= horizon:
@@ -241,8 +254,8 @@ class ScheduleModel:
             self._add_eviction_after_emission()
         if full_continuations and full_continuations_hold(cost, instance):
             self._add_full_continuations()
-        if bound_cuts and not self.truncated:
-            self._add_bound_cuts()
+        if bound_cuts is not None and not self.truncated:
+            self._add_bound_cuts(bound_cuts)
         if symmetry_breaking:
             self._add_symmetry_breaking()
         self._deadline = None  # built: reading solutions never times out
@@ -667,18 +680,14 @@ class ScheduleModel:
                 model.add(self.kv_used[t][r] <= top * cached)
                 model.add(total == budget).only_enforce_if([self.runs[t][r], cached, ~self.decodes[t][r]])
 
-    def _add_bound_cuts(self) -> None:
-        """Redundant for complete models: the counts of :func:`~baselines.optimal.bounds.prefix_bounds` (iterations,
-        prefill iterations, and for latency the sum of completions) and the closed-form objective bound."""
-        from .bounds import lower_bound, prefix_bounds
-
-        prefix = prefix_bounds(self.instance)
+    def _add_bound_cuts(self, cuts: "BoundCuts") -> None:
+        """Redundant for complete models: lower bounds on the iterations, the prefill iterations, the sum of
+        completions (in iterations) and the objective, each holding for every complete schedule."""
         model = self.model
-        model.add(sum(self.active) >= prefix.iterations[-1])
-        model.add(sum(self.has_prefill) >= prefix.prefill_iterations[-1])
-        if self.objective_name == "latency":
-            model.add(sum(sum(row) for row in self.alive[:self.horizon]) >= sum(prefix.iterations))
-        model.add(self.objective >= lower_bound(self.instance, self.cost, self.objective_name))
+        model.add(sum(self.active) >= cuts.iterations)
+        model.add(sum(self.has_prefill) >= cuts.prefill_iterations)
+        model.add(sum(sum(row) for row in self.alive[:self.horizon]) >= cuts.completions)
+        model.add(self.objective >= cuts.objective)
 
     def _add_symmetry_breaking(self) -> None:
         """Requests with equal prompt and output lengths are interchangeable: relabelling makes the lower-numbered

@@ -49,6 +49,7 @@ from infermax_env.errors import InfeasibleDecisionError
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
+from .bounds import bound_cuts as closed_form_cuts
 from .bounds import combine, lower_bound, term_bounds
 from .model import OBJECTIVES, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 
@@ -518,13 +519,14 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
                      max(trivial_lower_bound(instance, cost, objective),
                          lower_bound(instance, cost, objective) if bound_cuts else 0))
     horizon = capped if not sound else min(bound, max(initial_horizon or len(hint_decisions), 1))
+    cuts = closed_form_cuts(instance, cost, objective) if bound_cuts else None
     while time.perf_counter() < deadline:
         truncated = sound and horizon < bound
         try:
             schedule = ScheduleModel(instance, cost, objective, horizon, allow_eviction=allow_eviction,
                                      truncated_bound=bound if truncated else None, deadline=deadline,
                                      evict_after_emission=dominance_rules, full_continuations=dominance_rules,
-                                     bound_cuts=bound_cuts)
+                                     bound_cuts=cuts)
         except ModelBuildTimeout:
             break
         if len(search.decisions) <= horizon:
