@@ -14,7 +14,7 @@ from infermax_env.extras import EXTRAS, MissingExtraError, require
 
 @pytest.mark.parametrize("blocked, statement, extra", [
     ("sb3_contrib", "import agents", "sb3"),
-    ("ortools", "from infermax_env.extras import require; require('optimal', 'the optimum')", "optimal"),
+    ("ortools", "import baselines.optimal", "optimal"),
 ])
 def test_a_missing_extra_names_itself_and_its_install_line(blocked, statement, extra):
     code = f"import sys; sys.modules[{blocked!r}] = None\n{statement}"

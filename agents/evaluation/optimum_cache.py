@@ -15,6 +15,8 @@ from infermax_env.workload import Workload
 from .rollouts import simulator_config
 
 SOLVER_SEED = 0
+SOLVER_MODEL = "dominance rules and bound cuts"
+"""The model ``solve_optimal`` builds by default; part of the cache key, so records of another model are not reused."""
 """CP-SAT's random seed for every evaluation solve."""
 
 
@@ -41,11 +43,12 @@ class OptimumRecord:
 
 def solver_settings(time_limit: float, workers: int) -> str:
     """A readable description of the solver settings (printed with every gap table)."""
-    return f"CP-SAT, {time_limit:g} s per instance, {workers} worker{'s' if workers != 1 else ''}, seed {SOLVER_SEED}"
+    return (f"CP-SAT ({SOLVER_MODEL}), {time_limit:g} s per instance, {workers} worker{'s' if workers != 1 else ''}, "
+            f"seed {SOLVER_SEED}")
 
 
 class OptimumCache:
-    """Solved optima on disk (JSON), keyed by ``(setting, objective, seed, time limit, workers)``: the same
+    """Solved optima on disk (JSON), keyed by ``(setting, objective, seed, time limit, workers, model)``: the same
     command always reads the same records, and other solver settings never overwrite them.
 
     :param path: the JSON file (created on first write).
@@ -60,7 +63,7 @@ class OptimumCache:
 
     @staticmethod
     def key(setting: str, objective: str, seed: int, time_limit: float, workers: int) -> str:
-        return f"{setting}|{objective}|{seed}|time_limit={time_limit:g}|workers={workers}"
+        return f"{setting}|{objective}|{seed}|time_limit={time_limit:g}|workers={workers}|model={SOLVER_MODEL}"
 
     def get(self, setting: str, objective: str, seed: int, time_limit: float, workers: int) -> OptimumRecord | None:
         record = self._records.get(self.key(setting, objective, seed, time_limit, workers))

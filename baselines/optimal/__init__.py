@@ -2,6 +2,10 @@
 deepening search (:mod:`.solve`) and the bounds (:mod:`.bounds`). ``from baselines.optimal import solve_optimal`` is
 the entry point; :func:`optimum_lower_bound` bounds instances far beyond what the search proves."""
 
+from infermax_env.extras import require
+
+require("optimal", "baselines.optimal (the CP-SAT optimum)")
+
 from .bounds import TermBounds, bound_cuts, lower_bound, prefix_bounds, term_bounds
 from .model import (ALL_SUBSET_CUTS_UP_TO, BoundCuts, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance,
                     ScheduleModel)
