@@ -12,9 +12,10 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from infermax_env.metrics import objective_value
 from infermax_env.workload import Workload
 
-from .evaluation import as_action_fn, objective_value_of, run_episode, run_scheduler
+from .evaluation import as_action_fn, run_episode, run_scheduler
 
 
 @dataclass
@@ -80,7 +81,7 @@ class EpisodeRecorder(BaseCallback):
             self.curve.episode_return.append(float(self._returns[index]))
             self.logger.record_mean("infermax/episode_return", float(self._returns[index]))
             if "metrics" in info:
-                value = objective_value_of(getattr(info["metrics"], "summary", info["metrics"]), self.objective)
+                value = objective_value(getattr(info["metrics"], "summary", info["metrics"]), self.objective)
                 self.curve.episode_objective.append(value)
                 self.logger.record_mean(f"infermax/episode_{self.objective}", value)
             self._returns[index] = 0.0
@@ -112,7 +113,7 @@ class ValidationCallback(BaseCallback):
         self.workloads = list(workloads)
         self.objective = objective
         self.reference_name, make_reference = reference
-        self.reference_values = np.array([objective_value_of(run_scheduler(make_reference(), w, env), objective)
+        self.reference_values = np.array([objective_value(run_scheduler(make_reference(), w, env), objective)
                                           for w in self.workloads])
         self.eval_freq = eval_freq
         self.curve = curve
@@ -137,7 +138,7 @@ class ValidationCallback(BaseCallback):
     def validate(self) -> float:
         """Evaluate now; returns the mean gap to the reference."""
         action_fn = as_action_fn(self.model)
-        values = np.array([objective_value_of(run_episode(self.env, action_fn, w), self.objective)
+        values = np.array([objective_value(run_episode(self.env, action_fn, w), self.objective)
                            for w in self.workloads])
         gap = float(np.mean(values / self.reference_values - 1.0))
         self.curve.validation_steps.append(self.num_timesteps)

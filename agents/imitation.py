@@ -27,8 +27,9 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from infermax_env.envs import NotExpressibleError
+from infermax_env.metrics import objective_value
 
-from .evaluation import action_masks, objective_value_of, run_scheduler
+from .evaluation import action_masks, run_scheduler
 
 NON_ORACLE_TEACHERS = ("sagesched", "infermax", "sarathi", "sort_prompt", "vllm")
 """Default teachers where output lengths are hidden: heuristics that read only what a real scheduler knows."""
@@ -61,7 +62,7 @@ def rank_teachers(teachers: Sequence[str], workload: Any, env: gym.Env, objectiv
     """``teachers`` from the lowest objective on ``workload`` to the highest (ties keep the given order)."""
     from baselines import make_scheduler
 
-    values = [objective_value_of(run_scheduler(make_scheduler(name), workload, env), objective) for name in teachers]
+    values = [objective_value(run_scheduler(make_scheduler(name), workload, env), objective) for name in teachers]
     return [teachers[i] for i in np.argsort(values, kind="stable")]
 
 

@@ -41,10 +41,9 @@ from tqdm.auto import tqdm
 
 from baselines import SCHEDULERS
 from baselines.optimal import solve_optimal
-from infermax_env import LinearCoefficients, LinearCostModel, Simulator, objective_value
+from infermax_env import OBJECTIVES, LinearCoefficients, LinearCostModel, Simulator, objective_value
 from infermax_env.instances import TINY_ENGINE, tiny_setting
 
-OBJECTIVES = ("latency", "gpu_time")
 TERM_VARIANTS = {
     # variant: the LinearCoefficients fields kept at the paper's value (the others are zeroed)
     "intercept": ("b_o",),

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import infermax_env  # noqa: F401
-from agents.evaluation import (OptimumCache, as_action_fn, evaluate, evaluation_seeds, objective_value_of,
-                               run_episode, run_scheduler, workload_for_seed)
+from agents.evaluation import (OptimumCache, as_action_fn, evaluate, evaluation_seeds, run_episode, run_scheduler,
+                               workload_for_seed)
 from baselines import make_scheduler
 from baselines.policy import SchedulerPolicy
+from infermax_env.metrics import objective_value
 
 SEEDS = evaluation_seeds(4)
 
@@ -58,7 +59,7 @@ def test_optimal_replay_through_the_env_has_zero_gap(tmp_path):
     sim = env.unwrapped.sim
     result = solve_optimal(workload, sim.cost_model, sim.config, objective="latency", time_limit=10, workers=1)
     replay = SchedulerPolicy(result.scheduler(), env)
-    replayed = objective_value_of(run_episode(env, as_action_fn(replay), workload), "latency")
+    replayed = objective_value(run_episode(env, as_action_fn(replay), workload), "latency")
     cache = OptimumCache(tmp_path / "optima.json", solver=lambda *a, **k: result)
     report = evaluate(env, {"optimal replay": replay}, [seed], heuristics=["vllm"], optimum_cache=cache,
                       setting_name="tiny")

@@ -18,10 +18,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from infermax_env.metrics import Objective
+from infermax_env.metrics import Objective, objective_value
 
 from .optimum_cache import OptimumRecord
-from .rollouts import objective_value_of
 
 REPORTED_METRICS = ("sum_ttlt", "mean_ttlt", "total_gpu_time")
 """Per-instance metric summaries averaged over the instances in the summary table (columns ``avg_<name>_s``):
@@ -71,7 +70,7 @@ class GapReport:
     def add_summaries(self, name: str, summaries: Sequence[Mapping[str, float]], heuristic: bool = False,
                       oracle: bool = False) -> None:
         """Record a policy from its per-instance metric summaries (objective plus :data:`REPORTED_METRICS`)."""
-        self.add(name, [objective_value_of(summary, self.objective) for summary in summaries], heuristic,
+        self.add(name, [objective_value(summary, self.objective) for summary in summaries], heuristic,
                  {key: [summary[key] for summary in summaries] for key in REPORTED_METRICS}, oracle)
 
     @property

@@ -93,7 +93,3 @@ def runnable_heuristics(env: gym.Env, names: Sequence[str]) -> tuple[list[str], 
     skipped = [name for name in names if hidden and SCHEDULERS[name].requires_oracle]
     return [name for name in names if name not in skipped], skipped
 
-
-def objective_value_of(summary: Mapping[str, float], objective: str) -> float:
-    """``objective_value`` of a plain metric summary."""
-    return objective_value(summary, objective)

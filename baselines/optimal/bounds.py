@@ -36,7 +36,9 @@ from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
-from .model import OBJECTIVES, BoundCuts, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+from infermax_env.metrics import OBJECTIVES
+
+from .model import BoundCuts, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 
 PACKING_DEPTH = 4
 

@@ -39,10 +39,10 @@ from ortools.sat.python import cp_model
 
 from infermax_env.batch import Batch
 from infermax_env.cost.linear import MULTI_KERNEL_FACTOR, LinearCostModel
+from infermax_env.metrics import Objective
 from infermax_env.simulator import Decision
 
 NANOSECOND = 1e-9
-OBJECTIVES = ("latency", "gpu_time")
 ALL_SUBSET_CUTS_UP_TO = 10
 
 
@@ -227,8 +227,7 @@ class ScheduleModel:
                  allow_eviction: bool = True, symmetry_breaking: bool = True, truncated_bound: int | None = None,
                  deadline: float | None = None, evict_after_emission: bool = False, full_continuations: bool = False,
                  bound_cuts: "BoundCuts | None" = None):
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be 'latency' or 'gpu_time', got {objective!r}")
+        Objective.parse(objective)
         if truncated_bound is not None and truncated_bound <= horizon:
             raise ValueError(f"truncated_bound {truncated_bound} must exceed the horizon {horizon}")
         self.instance = instance

@@ -44,14 +44,14 @@ from ortools.sat.python import cp_model
 from infermax_env.cost.linear import LinearCostModel
 from infermax_env.deployment import EngineConfig
 from infermax_env.instances import TINY_ENGINE
-from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
+from infermax_env.metrics import OBJECTIVES, RunMetrics, compute_metrics, objective_value
 from infermax_env.errors import InfeasibleDecisionError
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
 from .bounds import bound_cuts as closed_form_cuts
 from .bounds import combine, lower_bound, term_bounds
-from .model import OBJECTIVES, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+from .model import IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
 
 HINT_COMPLETION_SECONDS = 10.0
 TWO_WORKER_SUBSOLVERS = ("max_lp",)

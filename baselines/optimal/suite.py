@@ -27,11 +27,10 @@ import numpy as np
 from infermax_env.cost.linear import LinearCostModel
 from infermax_env.deployment import EngineConfig
 from infermax_env.instances import TINY_ENGINE, tiny_setting
-from infermax_env.metrics import RunMetrics, compute_metrics, objective_value
+from infermax_env.metrics import OBJECTIVES, RunMetrics, compute_metrics, objective_value
 from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
-from .model import OBJECTIVES
 
 DATA_DIR = Path(__file__).with_name("suite_data")
 TRACE_SCALE = 32
