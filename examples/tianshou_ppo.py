@@ -1,9 +1,9 @@
 """Tianshou PPO with invalid-action masking on InferMax (sequential mode, Discrete(2K + 1)).
 
-``FlatObservation(env, "obs", "mask", "bool")`` gives Tianshou's ``{"obs", "mask"}`` observation (the actor
-reads ``batch.obs.obs`` and ``batch.obs.mask``) and ``ScalarInfo`` a fixed-schema info the replay buffer can
-store. The sequential mode's Discrete action space is the one Tianshou's categorical PPO policy expects. Needs
-``pip install 'infermax-env[tianshou]'``.
+Tianshou's documented PPO recipe (``DiscreteActorPolicy``, ``PPO``, collectors, ``run_training``) plus
+:mod:`infermax_env.tianshou_support`: ``make_env`` (sequential mode, Tianshou's ``{"obs", "mask"}`` observation,
+a fixed-schema info the replay buffer can store), ``MaskedActor`` (masked logits, since Tianshou's PPO does not
+read ``obs.mask``) and ``Critic`` (a value network of ``obs.obs``). Needs ``pip install 'infermax-env[tianshou]'``.
 
     python examples/tianshou_ppo.py --epochs 10
     python examples/tianshou_ppo.py --env-id InferMax-v0 --test-episodes 0   # its episodes are ~10^5 steps
@@ -24,34 +24,11 @@ from tianshou.env import DummyVectorEnv
 from tianshou.trainer import OnPolicyTrainerParams
 from torch import nn
 
-import infermax_env  # noqa: F401  (registers the envs)
-from infermax_env.wrappers import FlatObservation, ScalarInfo
+from infermax_env.tianshou_support import Critic, MaskedActor, make_env
 
 
-def make_env(env_id: str) -> gym.Env:
-    return FlatObservation(ScalarInfo(gym.make(env_id, action_mode="sequential")), "obs", "mask", "bool")
-
-
-class MaskedActor(nn.Module):
-    """Logits over the Discrete actions, masked actions set to -inf."""
-
-    def __init__(self, obs_size: int, num_actions: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(obs_size, 128), nn.Tanh(), nn.Linear(128, num_actions))
-
-    def forward(self, obs, state=None, info=None):
-        logits = self.net(torch.as_tensor(obs.obs, dtype=torch.float32))
-        mask = torch.as_tensor(obs.mask, dtype=torch.bool)
-        return logits.masked_fill(~mask, float("-inf")), state
-
-
-class Critic(nn.Module):
-    def __init__(self, obs_size: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(obs_size, 128), nn.Tanh(), nn.Linear(128, 1))
-
-    def forward(self, obs, **kwargs):
-        return self.net(torch.as_tensor(obs.obs, dtype=torch.float32))
+def mlp(inputs: int, outputs: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(inputs, 128), nn.Tanh(), nn.Linear(128, outputs))
 
 
 def main(argv=None) -> dict[str, float]:
@@ -72,9 +49,10 @@ def main(argv=None) -> dict[str, float]:
     train_envs.seed(args.seed)
     space = make_env(args.env_id).observation_space
     obs_size, num_actions = space["obs"].shape[0], space["mask"].shape[0]
-    policy = DiscreteActorPolicy(actor=MaskedActor(obs_size, num_actions), action_space=gym.spaces.Discrete(num_actions),
-                                 deterministic_eval=True)
-    algorithm = PPO(policy=policy, critic=Critic(obs_size), optim=AdamOptimizerFactory(lr=3e-4), max_grad_norm=0.5)
+    policy = DiscreteActorPolicy(actor=MaskedActor(mlp(obs_size, num_actions)),
+                                 action_space=gym.spaces.Discrete(num_actions), deterministic_eval=True)
+    algorithm = PPO(policy=policy, critic=Critic(mlp(obs_size, 1)), optim=AdamOptimizerFactory(lr=3e-4),
+                    max_grad_norm=0.5)
     train_collector = Collector(algorithm, train_envs, VectorReplayBuffer(args.collect_steps, args.num_envs))
     test_collector = None
     if args.test_episodes:

@@ -1,9 +1,9 @@
 """TorchRL PPO with invalid-action masking on InferMax (select mode).
 
-``SlotMask`` gives the (K, 3) per-slot mask that TorchRL's ``ActionMask`` transform expects for the one-hot
-``(K, 3)`` action spec TorchRL makes of ``MultiDiscrete([3] * K)``; the policy samples each slot from a
-``MaskedOneHotCategorical`` and the PPO loss takes the joint log-probability (the sum over slots). Needs
-``pip install 'infermax-env[torchrl]'``.
+TorchRL's documented PPO recipe (``Collector``, ``GAE``, ``ClipPPOLoss``) plus two pieces of
+:mod:`infermax_env.torchrl_support`: ``make_env`` (the env with the (K, 3) per-slot mask that TorchRL's
+``ActionMask`` transform expects for the one-hot ``(K, 3)`` action) and ``SlotwiseMaskedOneHot`` (the masked
+per-slot distribution with the joint log-probability PPO needs). Needs ``pip install 'infermax-env[torchrl]'``.
 
     python examples/torchrl_masked_ppo.py --total-frames 50000
 """
@@ -13,39 +13,15 @@ from __future__ import annotations
 import argparse
 import time
 
-import gymnasium as gym
 import torch
-from tensordict.nn import TensorDictModule, TensorDictSequential
+from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.collectors import Collector
-from torchrl.envs import ActionMask, GymWrapper, TransformedEnv
-from torchrl.modules import MaskedOneHotCategorical, ProbabilisticActor, ValueOperator
+from torchrl.modules import ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-import infermax_env  # noqa: F401  (registers the envs)
-from infermax_env.wrappers import ScalarInfo, SlotMask
-
-
-class SlotwiseMaskedOneHot(MaskedOneHotCategorical):
-    """One masked categorical per slot; log-probability and entropy of the joint (independent slots) action."""
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return super().log_prob(value).sum(-1)
-
-    def entropy(self) -> torch.Tensor:
-        return super().entropy().sum(-1)
-
-
-class Features(nn.Module):
-    """The flat input: the (K, F) request rows and the (G,) global features, concatenated."""
-
-    def forward(self, requests: torch.Tensor, global_features: torch.Tensor) -> torch.Tensor:
-        return torch.cat([requests.flatten(-2), global_features], dim=-1)
-
-
-def make_env(env_id: str) -> TransformedEnv:
-    return TransformedEnv(GymWrapper(SlotMask(ScalarInfo(gym.make(env_id)))), ActionMask())
+from infermax_env.torchrl_support import SlotwiseMaskedOneHot, make_env
 
 
 def main(argv=None) -> dict[str, float]:
@@ -63,16 +39,13 @@ def main(argv=None) -> dict[str, float]:
     env = make_env(args.env_id)
     env.set_seed(args.seed)
     num_slots, num_choices = env.action_spec.shape
-    size = num_slots * env.observation_spec["requests"].shape[-1] + env.observation_spec["global"].shape[-1]
-    features = TensorDictModule(Features(), in_keys=["requests", "global"], out_keys=["features"])
+    size = env.observation_spec["observation"].shape[-1]
     logits = TensorDictModule(nn.Sequential(nn.Linear(size, 128), nn.Tanh(), nn.Linear(128, num_slots * num_choices),
                                             nn.Unflatten(-1, (num_slots, num_choices))),
-                              in_keys=["features"], out_keys=["logits"])
-    actor = ProbabilisticActor(TensorDictSequential(features, logits), in_keys={"logits": "logits",
-                                                                                "mask": "action_mask"},
-                               spec=env.action_spec, distribution_class=SlotwiseMaskedOneHot, return_log_prob=True)
-    critic = TensorDictSequential(features, ValueOperator(nn.Sequential(nn.Linear(size, 128), nn.Tanh(),
-                                                                        nn.Linear(128, 1)), in_keys=["features"]))
+                              in_keys=["observation"], out_keys=["logits"])
+    actor = ProbabilisticActor(logits, in_keys={"logits": "logits", "mask": "action_mask"}, spec=env.action_spec,
+                               distribution_class=SlotwiseMaskedOneHot, return_log_prob=True)
+    critic = ValueOperator(nn.Sequential(nn.Linear(size, 128), nn.Tanh(), nn.Linear(128, 1)), in_keys=["observation"])
 
     collector = Collector(env, actor, frames_per_batch=args.frames_per_batch, total_frames=args.total_frames,
                           auto_register_policy_transforms=True)

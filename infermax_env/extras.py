@@ -13,8 +13,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "optimal": ("ortools",),                                # baselines.optimal (CP-SAT)
     "ray": ("ray",),                                        # infermax_env.ray_pool (evaluation on a Ray cluster)
     "rllib": ("ray", "torch"),                              # agents.rllib (training with RLlib)
-    "torchrl": ("torchrl", "tensordict", "torch"),          # examples/torchrl_masked_ppo.py
-    "tianshou": ("tianshou", "torch"),                      # examples/tianshou_ppo.py
+    "torchrl": ("torchrl", "tensordict", "torch"),          # infermax_env.torchrl_support
+    "tianshou": ("tianshou", "torch"),                      # infermax_env.tianshou_support
     "video": ("moviepy",),                                  # gymnasium's RecordVideo over render_mode="rgb_array"
 }
 """Extra name -> the top-level modules it provides."""
