@@ -1,7 +1,8 @@
 """infermax-env: an iteration-level LLM inference scheduling simulator, cost models and Gymnasium envs.
 
 The simulator core (this package minus :mod:`infermax_env.envs` and the library adapters :mod:`.wrappers`,
-:mod:`.vector` and :mod:`.rllib`) does not import Gymnasium; importing the package registers the envs
+:mod:`.vector`, :mod:`.rllib`, :mod:`.torchrl_support` and :mod:`.tianshou_support`) does not import Gymnasium;
+importing the package registers the envs
 ``InferMax-v0`` and ``InferMax-Tiny-v0``.
 """
 
