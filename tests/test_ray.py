@@ -76,3 +76,15 @@ def test_rllib_masked_ppo_trains_across_two_env_runners(local_ray):
         assert np.isfinite(result["env_runners"]["episode_return_mean"])
     finally:
         algo.stop()
+
+
+def test_ray_speed_benchmark_runs_and_matches():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "ray_speed.py"), "--requests", "100"],
+                            capture_output=True, text=True, timeout=600, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same summaries: True" in result.stdout, result.stdout
