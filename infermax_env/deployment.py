@@ -108,7 +108,7 @@ class EngineConfig:
         """Why ``tokens`` KV tokens do not fit in M, saying when rounding to whole blocks is the cause."""
         if self.block_size == 1:
             return f"{tokens} KV tokens, more than the KV capacity M = {self.kv_capacity}"
-        needed = -(-tokens // self.block_size)
+        needed = self.blocks(tokens)
         return (f"{tokens} KV tokens, which take {needed} blocks of {self.block_size} "
                 f"({needed * self.block_size} tokens), more than the {self.num_blocks} whole blocks "
                 f"({self.num_blocks * self.block_size} tokens) the KV capacity M = {self.kv_capacity} holds")
