@@ -10,9 +10,9 @@ reproduces the heuristic's metrics and training starts from it.
 Why not the env's ``priority`` action mode: that mode visits requests by score and fills the budget greedily,
 evicting lower-ranked residents; it has no admission control, so it cannot express SageSched (it raises
 ``NotExpressibleError`` within a few iterations), and Gittins scores decoded by it serve far worse than
-SageSched. The decision of the corrected builder is instead launched through the ``sequential`` mode
-(evictions, adds, launch; ``env.decision_to_actions``), which expresses any feasible decision of requests in
-the window exactly; one agent step is one scheduling iteration, its reward the sum of the sub-steps' rewards.
+SageSched. The decision of the corrected builder is instead launched whole with ``env.launch`` (the step the
+sequential mode's evictions, adds and launch would take, checked by ``Simulator.step``); one agent step is one
+scheduling iteration.
 
 Observation (:class:`ResidualEnv`): the env's ``requests`` rows (first ``window`` slots) plus
 :data:`EXTRA_FEATURES` per slot, computed from an online :class:`~baselines.predictor.OutputLengthPredictor`
@@ -39,11 +39,6 @@ EXTRA_FEATURES = ("remaining_output_q10", "remaining_output_q50", "remaining_out
 length given the tokens generated so far (scaled like the env's token counts) and the Gittins index of the
 remaining hybrid cost, mapped to ``index / (1 + index)``."""
 QUANTILES = (0.1, 0.5, 0.9)
-DEFAULT_ENV_WINDOW = 1024
-"""Requests a decision may touch by default: a heuristic's decision on a request outside the env's window cannot
-be launched (``NotExpressibleError``); InferMax-v0 windows of 1,024 requests fit."""
-SUB_STEP_LIMIT = 50_000_000
-"""Sequential-mode sub-steps per episode before truncation (the registered limit counts sub-steps)."""
 
 
 class ResidualOrder(Order):
@@ -88,10 +83,9 @@ def residual_scheduler(base: str | BatchBuilderScheduler) -> BatchBuilderSchedul
 
 
 class ResidualEnv(gym.Wrapper):
-    """An InferMax env (``sequential`` action mode) driven by a base heuristic whose ranking the agent corrects.
+    """An InferMax env driven by a base heuristic whose ranking the agent corrects.
 
-    :param env: an InferMax env made with ``action_mode="sequential"``; its ``window`` bounds which requests a
-        decision can touch (:func:`make_residual_env` picks a large one).
+    :param env: an InferMax env (any action mode: the corrected heuristic's decisions go through ``env.launch``).
     :param base: the ranking heuristic (a ``baselines.SCHEDULERS`` name or a :class:`BatchBuilderScheduler`).
     :param window: K, the slots the agent sees and corrects (the first K of the env's window).
     :param correction_scale: an action of 1 multiplies a request's priority by ``e**correction_scale``.
@@ -105,9 +99,6 @@ class ResidualEnv(gym.Wrapper):
                  correction_scale: float = 2.0):
         super().__init__(env)
         inner = env.unwrapped
-        if inner.config.action_mode != "sequential":
-            raise ValueError(f"ResidualEnv needs an env with action_mode='sequential' (it launches the corrected "
-                             f"heuristic's decisions exactly), got {inner.config.action_mode!r}")
         k = inner.config.window if window is None else window
         if not 1 <= k <= inner.config.window:
             raise ValueError(f"window must be in [1, {inner.config.window}] (the env's window), got {window!r}")
@@ -157,13 +148,8 @@ class ResidualEnv(gym.Wrapper):
         window = inner.window
         n = min(window.count, self.k)
         self.order.correction[window.ids[:n]] = np.clip(action[:n], -1.0, 1.0) * self.correction_scale
-        decision = self.scheduler.decide(inner.sim)
-        total = 0.0
-        for sub_action in inner.decision_to_actions(decision):
-            obs, reward, terminated, truncated, info = self.env.step(sub_action)
-            total += reward
-        info["sub_steps"] = len(decision.run_ids) + len(decision.evict_ids) + 1
-        return self._observation(obs), total, terminated, truncated, info
+        obs, reward, terminated, truncated, info = inner.launch(self.scheduler.decide(inner.sim))
+        return self._observation(obs), reward, terminated, truncated, info
 
     def _observation(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inner = self.env.unwrapped
@@ -185,18 +171,13 @@ class ResidualEnv(gym.Wrapper):
 
 
 def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", window: int = 256,
-                      env_window: int | None = None, correction_scale: float = 2.0, **env_kwargs: Any) -> ResidualEnv:
-    """``gym.make(env_id, action_mode="sequential", window=env_window, **env_kwargs)`` wrapped in a
-    :class:`ResidualEnv`. ``env_window`` (default ``max(window, DEFAULT_ENV_WINDOW)``) bounds the requests a
-    decision may touch; the agent sees and corrects the first ``window`` slots."""
-    for key in ("action_mode", "window"):
-        if key in env_kwargs:
-            raise ValueError(f"make_residual_env sets {key!r} itself; pass window= / env_window= instead")
-    # one agent step is a whole iteration of sub-steps: the registered step limit would cut long windows short
-    env_kwargs.setdefault("max_episode_steps", SUB_STEP_LIMIT)
-    env = gym.make(env_id, action_mode="sequential", window=env_window or max(window, DEFAULT_ENV_WINDOW),
-                   **env_kwargs)
-    return ResidualEnv(env, base, window=window, correction_scale=correction_scale)
+                      correction_scale: float = 2.0, **env_kwargs: Any) -> ResidualEnv:
+    """``gym.make(env_id, window=window, **env_kwargs)`` wrapped in a :class:`ResidualEnv`: the agent sees and
+    corrects the first ``window`` slots; the heuristic's decisions may touch any request."""
+    if "window" in env_kwargs:
+        raise ValueError("make_residual_env sets the env's 'window' itself; pass window= instead")
+    return ResidualEnv(gym.make(env_id, window=window, **env_kwargs), base, window=window,
+                       correction_scale=correction_scale)
 
 
 RESIDUAL_POLICY_KWARGS = {"features_extractor_kwargs": {"embed_dim": 32, "num_heads": 0}, "score_hidden": 32,

@@ -45,9 +45,9 @@ def residual_env_kwargs(base: str, window: int, correction_scale: float) -> dict
     return {"base": base, "window": window, "correction_scale": correction_scale, "oracle": False}
 
 
-def env_from_metadata(env_kwargs: dict[str, Any], env_window: int | None = None) -> ResidualEnv:
+def env_from_metadata(env_kwargs: dict[str, Any]) -> ResidualEnv:
     """The :class:`ResidualEnv` a residual agent's saved ``env_kwargs`` describe."""
-    return make_residual_env(ENV_ID, env_window=env_window, **env_kwargs)
+    return make_residual_env(ENV_ID, **env_kwargs)
 
 
 def validation_windows(count: int, rate: float = 1.0, num_requests: int = 256, offset: int = VALIDATION_SEED_OFFSET):

@@ -58,7 +58,7 @@ def agent_window(model_path: str, index: int, rate: float, num_requests: int) ->
     th.set_num_threads(1)
     env_kwargs = saved_metadata(model_path)["env_kwargs"]
     model = PPO.load(model_path, device="cpu")
-    env = env_from_metadata(env_kwargs, env_window=max(num_requests, env_kwargs["window"]))
+    env = env_from_metadata(env_kwargs)
     obs, _ = env.reset(options={"workload": held_out_window(index, rate, num_requests)})
     while True:
         obs, _, terminated, truncated, info = env.step(model.predict(obs, deterministic=True)[0])

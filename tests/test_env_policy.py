@@ -132,3 +132,47 @@ def test_maskable_ppo_trains_on_tiny_with_the_dict_observation():
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, action_masks=env.unwrapped.action_masks(), deterministic=True)
     assert env.unwrapped.action_masks()[int(action)]
+
+
+def test_launch_takes_the_step_of_the_decisions_actions():
+    """``env.launch(decision)`` = the sequential mode's actions for that decision: same observations, same reward
+    (summed over the sub-steps), same metrics; it also runs decisions outside the window and in any mode."""
+    from baselines import make_scheduler
+
+    encoded = gym.make("InferMax-Tiny-v0", action_mode="sequential").unwrapped
+    launched = gym.make("InferMax-Tiny-v0", action_mode="priority").unwrapped
+    narrow = gym.make("InferMax-Tiny-v0", window=2).unwrapped
+    scheduler = make_scheduler("vllm")
+    obs_a, _ = encoded.reset(seed=3)
+    launched.reset(seed=3)
+    narrow.reset(seed=3)
+    scheduler.reset(encoded.sim)
+    done = False
+    while not done:
+        decision = scheduler.decide(encoded.sim)
+        total = 0.0
+        for action in encoded.decision_to_actions(decision):
+            obs_a, reward, done, _, info_a = encoded.step(action)
+            total += reward
+        obs_b, reward_b, done_b, _, info_b = launched.launch(decision)
+        assert reward_b == pytest.approx(total, rel=1e-12) and done_b == done
+        for key in ("requests", "slot_mask", "global"):
+            np.testing.assert_array_equal(obs_a[key], obs_b[key])
+        info_c = narrow.launch(decision)[-1]
+    assert info_a["metrics"] == info_b["metrics"] == info_c["metrics"]
+    with pytest.raises(gym.error.ResetNeeded):
+        launched.launch(decision)
+
+
+def test_launch_rejects_bad_decisions_by_name():
+    from infermax_env.simulator import Decision, InfeasibleDecisionError
+
+    env = gym.make("InferMax-Tiny-v0", action_mode="sequential").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match="Decision"):
+        env.launch([0])
+    with pytest.raises(InfeasibleDecisionError):
+        env.launch(Decision([10_000], [1]))
+    env.step(0)  # add slot 0's request: the sequential batch is now half built
+    with pytest.raises(NotExpressibleError, match="half built"):
+        env.launch(Decision())

@@ -124,6 +124,28 @@ class InferMaxEnv(gym.Env):
             observation = self._observe()
             return observation, -penalty, False, False, {"action_mask": self._mask, "launched": False,
                                                          "repairs": repairs.as_dict()}
+        return self._launch(decision, penalty, repairs)
+
+    def launch(self, decision: Decision):
+        """Launch a complete ``decision`` (e.g. a heuristic's) in any action mode and return ``step``'s tuple.
+
+        This is the step the actions of :meth:`decision_to_actions` would take, without encoding them: the decision
+        may touch any request (not only the window's) and it costs one observation instead of one per
+        sequential sub-step. ``Simulator.step`` checks it (``InfeasibleDecisionError`` naming the violated
+        constraint); it must come at an iteration boundary (not in a half-built sequential batch).
+        """
+        sim = self.sim
+        if sim is None:
+            raise gym.error.ResetNeeded("call reset() before launch()")
+        if sim.done:
+            raise gym.error.ResetNeeded("the episode is over (every request finished): call reset()")
+        if not isinstance(decision, Decision):
+            raise TypeError(f"launch() needs a Decision, got {type(decision).__name__}")
+        self._require_iteration_boundary()
+        return self._launch(decision, 0.0, Repairs())
+
+    def _launch(self, decision: Decision, penalty: float, repairs: Repairs):
+        sim = self.sim
         result = sim.step(decision)
         cost = result.latency_area if self._latency else result.batch_time
         reward = cost * self._reward_factor - penalty
@@ -168,8 +190,7 @@ class InferMaxEnv(gym.Env):
         :class:`NotExpressibleError` when the mode cannot express it."""
         if self.sim is None:
             raise gym.error.ResetNeeded("call reset() first")
-        if self.pending is not None and (self.pending.count or self.pending.evict.any()):
-            raise NotExpressibleError("a sequential batch is half built; encode decisions at iteration boundaries")
+        self._require_iteration_boundary()
         return self.mode.encode(decision, self.sim, self.window)
 
     def decision_to_action(self, decision: Decision):
@@ -181,6 +202,10 @@ class InferMaxEnv(gym.Env):
         return actions[0]
 
     # ---- internals -------------------------------------------------------------------------------
+    def _require_iteration_boundary(self) -> None:
+        if self.pending is not None and (self.pending.count or self.pending.evict.any()):
+            raise NotExpressibleError("a sequential batch is half built; pass whole decisions at iteration boundaries")
+
     def _new_iteration(self) -> None:
         self.window.refresh(self.sim)
         self.pending = self.mode.new_pending(self.sim, self.window)
