@@ -10,8 +10,10 @@ Five studies on Tiny instances (``infermax_env.instances.tiny_setting``: M = 48,
    their gap is taken against the best schedule found (a lower estimate of the true gap).
 3. ``eviction``: the optimum with eviction allowed versus forbidden (``allow_eviction=False``), same instances,
    over those where both are proven optimal.
-4. ``models``: the model before and after issue 22 (``old``: no dominance rules, no bound cuts or starting bound;
-   ``new``: both, the default), per size: proofs within the limit and mean/worst bound gap.
+4. ``models``: the model before and after issue 22 (``old``: no dominance rules, no bound cuts or starting bound, no
+   fixed-charge bound; ``new``: all of them, the default), per size: proofs within the limit and mean/worst bound
+   gap. ``--variants`` runs a subset; ``--previous`` adds the rows of an earlier run to the summary (labelled
+   ``<model> (previous)``).
 5. ``terms``: which cost terms make the proof hard. The ``scale`` instances solved under the paper's linear model
    with its terms switched on one group at a time (:data:`TERM_VARIANTS`: the per-batch intercept alone, then the
    per-token term, then the prefill or the decode attention kernel, then every term), reporting how many are proven
@@ -24,6 +26,7 @@ Usage::
     python benchmarks/optimal_scale.py eviction --instances 50 --requests 4 8 --time-limit 60
     python benchmarks/optimal_scale.py terms --sizes 6 --seeds 4 --time-limit 30 --objectives latency
     python benchmarks/optimal_scale.py models --sizes 6 10 --seeds 8 --time-limit 60 --json runs/models.json
+    python benchmarks/optimal_scale.py models --variants new --workers 8 --previous runs/models.json ...
 
 Add ``--json PATH`` to save the rows.
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -55,8 +59,8 @@ TERM_VARIANTS = {
 }
 
 
-MODEL_VARIANTS = {"old": {"dominance_rules": False, "bound_cuts": False},
-                  "new": {"dominance_rules": True, "bound_cuts": True}}
+MODEL_VARIANTS = {"old": {"dominance_rules": False, "bound_cuts": False, "fixed_charge_share": 0.0},
+                  "new": {}}  # new: solve_optimal's defaults
 
 
 def _solve_scale_instance(objective: str, n: int, seed: int, time_limit: float, workers: int,
@@ -67,7 +71,8 @@ def _solve_scale_instance(objective: str, n: int, seed: int, time_limit: float, 
                            workers=workers, seed=seed, **options)
     return {"objective": objective, "n": n, "seed": seed, "status": result.status, "time_s": result.wall_time,
             "gap": result.gap, "objective_s": result.objective, "bound_s": result.best_bound,
-            "horizon": result.num_iterations_bound, "iterations": len(result.decisions)}
+            "horizon": result.num_iterations_bound, "iterations": len(result.decisions), "workers": workers,
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str]) -> list[dict]:
@@ -94,27 +99,36 @@ def scale_study(sizes: list[int], time_limit: float, seeds: int, workers: int, o
 
 
 def model_study(sizes: list[int], time_limit: float, seeds: int, workers: int, objectives: list[str],
-                json_path: Path | None = None) -> list[dict]:
-    """Each instance under each of :data:`MODEL_VARIANTS`; rows are saved to ``json_path`` as they come."""
+                json_path: Path | None = None, variants: list[str] | None = None,
+                previous: list[dict] = ()) -> list[dict]:
+    """Each instance under each of ``variants`` (default: all of :data:`MODEL_VARIANTS`); rows are saved to
+    ``json_path`` as they come. ``previous``: rows of an earlier run, summarised beside these as
+    ``<model> (previous)``."""
+    variants = list(MODEL_VARIANTS) if variants is None else variants
     rows = []
     for n in sizes:
         for objective in objectives:
             for seed in range(seeds):
-                for variant, options in MODEL_VARIANTS.items():
+                for variant in variants:
                     row = {"model": variant, **_solve_scale_instance(objective, n, seed, time_limit, workers,
-                                                                     **options)}
+                                                                     **MODEL_VARIANTS[variant])}
                     rows.append(row)
                     print(f"{variant} {objective:9s} n={n:3d} seed {seed} {row['status']:8s} time "
-                          f"{row['time_s']:7.2f} s  gap {row['gap']:7.2%}", flush=True)
+                          f"{row['time_s']:7.2f} s  gap {row['gap']:7.2%}  load {row['load_average_1min']:.1f}",
+                          flush=True)
                     if json_path is not None:
                         json_path.write_text(json.dumps(rows, indent=2))
-    print(f"\nproofs within {time_limit:g} s and bound gaps, old model vs new ({workers} workers)")
+    earlier = [{**row, "model": f"{row['model']} (previous)"} for row in previous]
+    labels = [f"{v} (previous)" for v in dict.fromkeys(r["model"] for r in previous)] + variants
+    print(f"\nproofs within {time_limit:g} s and bound gaps, old model vs new ({workers} workers here)")
     for objective in objectives:
         for n in sizes:
-            for variant in MODEL_VARIANTS:
-                mine = [r for r in rows if (r["objective"], r["n"], r["model"]) == (objective, n, variant)]
+            for label in labels:
+                mine = [r for r in rows + earlier if (r["objective"], r["n"], r["model"]) == (objective, n, label)]
+                if not mine:
+                    continue
                 gaps = [r["gap"] for r in mine]
-                print(f"  {objective:9s} n={n:3d} {variant}: proven {sum(r['status'] == 'OPTIMAL' for r in mine)}/"
+                print(f"  {objective:9s} n={n:3d} {label:15s}: proven {sum(r['status'] == 'OPTIMAL' for r in mine)}/"
                       f"{len(mine)}  gap mean {np.mean(gaps):7.2%} worst {np.max(gaps):7.2%}  mean time "
                       f"{np.mean([r['time_s'] for r in mine]):6.1f} s")
     return rows
@@ -222,9 +236,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES),
                         help="objectives to solve for")
     parser.add_argument("--json", type=Path, help="save the rows to this file (models: after every row)")
+    parser.add_argument("--variants", nargs="+", choices=tuple(MODEL_VARIANTS), help="models: variants to run "
+                        "(default all)")
+    parser.add_argument("--previous", type=Path, help="models: JSON rows of an earlier models run to summarise beside "
+                        "this one")
     args = parser.parse_args(argv)
     if args.study == "models":
-        rows = model_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives, args.json)
+        previous = json.loads(args.previous.read_text()) if args.previous else []
+        rows = model_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives, args.json,
+                           args.variants, previous)
     elif args.study == "scale":
         rows = scale_study(args.sizes, args.time_limit, args.seeds, args.workers, args.objectives)
     elif args.study == "terms":

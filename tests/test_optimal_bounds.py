@@ -10,8 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from baselines.optimal import (IntegerLinearCost, ScheduleInstance, best_heuristic_schedule,
-                               lower_bound, optimum_lower_bound, prefix_bounds, solve_optimal, term_bounds)
+from baselines.optimal import (IntegerLinearCost, ScheduleInstance, TermBounds, best_heuristic_schedule,
+                               closed_form_terms, combine, fixed_charge_bound, iteration_bound, lower_bound,
+                               optimum_lower_bound, prefix_bounds, solve_optimal, term_bounds)
 from infermax_env import EngineConfig, LinearCoefficients, LinearCostModel, Workload
 from infermax_env.instances import TINY_ENGINE, tiny_setting
 from optimal_oracle import exhaustive_optimum
@@ -147,3 +148,69 @@ def test_term_bounds_need_a_horizon_that_admits_a_schedule():
 def test_bad_term_time_limit_is_a_clear_error():
     with pytest.raises(ValueError, match="term_time_limit"):
         optimum_lower_bound(Workload.from_lists([3], [2]), term_time_limit=float("nan"))
+
+
+def _instance(workload: Workload, engine: EngineConfig) -> ScheduleInstance:
+    return ScheduleInstance(tuple(workload.prompt_len.tolist()), tuple(workload.output_len.tolist()),
+                            engine.kv_capacity, engine.token_budget, engine.max_batch_size)
+
+
+def _fixed_charge_objective_bound(workload: Workload, engine: EngineConfig, cost_model: LinearCostModel,
+                                  objective: str) -> tuple[float, float, bool]:
+    """(fixed-charge bound + per-request amounts, closed form), in seconds, and whether the fixed-charge optimum
+    was proven; priced with coefficients rounded down, over the sound horizon of the best heuristic's schedule."""
+    cost = IntegerLinearCost.from_cost_model(cost_model, round_down=True)
+    instance = _instance(workload, engine)
+    _, _, best = best_heuristic_schedule(workload, cost_model, engine, objective)
+    horizon = iteration_bound(instance, cost, objective, math.ceil(best / cost.unit_seconds))
+    fixed = fixed_charge_bound(instance, cost, objective, horizon, time.perf_counter() + 10.0)
+    assert fixed is not None
+    terms = closed_form_terms(instance, cost, objective)
+    bound = combine(TermBounds(terms.iterations, terms.prefill_charges, terms.per_request, fixed.bound), cost)
+    return bound * cost.unit_seconds, lower_bound(instance, cost, objective) * cost.unit_seconds, fixed.proven
+
+
+def _check_fixed_charges_against_exhaustive(workload: Workload, engine: EngineConfig,
+                                            cost_model: LinearCostModel) -> int:
+    """Asserts the fixed-charge bound is sound; returns on how many objectives it is above the closed form."""
+    stronger = 0
+    for objective in ("latency", "gpu_time"):
+        optimum = exhaustive_optimum(workload, engine, objective, cost_model)
+        bound, closed, _ = _fixed_charge_objective_bound(workload, engine, cost_model, objective)
+        assert closed * (1 - RELATIVE) <= bound <= optimum * (1 + RELATIVE), \
+            (workload.prompt_len, workload.output_len, engine, objective, bound, optimum)
+        stronger += bound > closed * (1 + 1e-6)
+    return stronger
+
+
+@pytest.mark.parametrize("cost_model", [COST, SWAPPED], ids=["paper", "swapped"])
+def test_fixed_charge_bound_never_exceeds_the_exhaustive_optimum(cost_model):
+    """Random instances and every instance where eviction pays; the bound must be strictly stronger than the closed
+    form somewhere, or the test would not exercise it."""
+    cases = [random_instance(seed) for seed in range(4)]
+    cases += [(Workload.from_lists(p, o), EngineConfig(kv_capacity=m, token_budget=c, max_batch_size=8))
+              for p, o, m, c in EVICTION_PAYS]
+    assert sum(_check_fixed_charges_against_exhaustive(*case, cost_model) for case in cases) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cost_model", [COST, SWAPPED], ids=["paper", "swapped"])
+def test_fixed_charge_bound_never_exceeds_the_exhaustive_optimum_sweep(cost_model):
+    """150 random instances per cost model (both objectives each)."""
+    for seed in range(150):
+        _check_fixed_charges_against_exhaustive(*random_instance(seed), cost_model)
+
+
+def test_fixed_charge_bound_is_stronger_than_the_closed_form_on_tiny():
+    """Tiny n=3 seed 0, latency: the fixed-charge optimum is proven and lifts the bound by over 20%, still below the
+    solver's proven optimum."""
+    workload = tiny_setting(3).sample(0)
+    bound, closed, proven = _fixed_charge_objective_bound(workload, TINY_ENGINE, COST, "latency")
+    assert proven and bound > closed * 1.2
+    result = solve_optimal(workload, objective="latency", time_limit=30, seed=0)
+    assert result.status == "OPTIMAL" and bound <= result.replayed_objective * (1 + RELATIVE)
+
+
+def test_bad_fixed_charge_share_is_a_clear_error():
+    with pytest.raises(ValueError, match="fixed_charge_share"):
+        solve_optimal(Workload.from_lists([3], [2]), time_limit=1, fixed_charge_share=1.0)

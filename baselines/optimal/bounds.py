@@ -24,6 +24,10 @@ this over the iterations; latency (sum of TTLT, all requests arriving at 0) weig
   For latency the cheapest order charges these shortest-first (the ``k``-th request to finish waits for the work
   of ``k`` requests, at least the ``k`` smallest amounts).
 
+The fixed charges (intercept and both kernel constants, with their multi-kernel factors) are also bounded together,
+by CP-SAT's proven bound on the model whose cost keeps only them (:func:`fixed_charge_bound`); the objective is then
+at least that bound plus the per-request amounts, which are charged to the other coefficients only.
+
 The soundness argument for each count is in the function docstrings; ``docs/optimal.md`` has the whole argument and
 the measured tightness.
 """
@@ -37,10 +41,12 @@ from dataclasses import dataclass, replace
 from ortools.sat.python import cp_model
 
 from infermax_env.metrics import OBJECTIVES
+from infermax_env.simulator import Decision
 
-from .model import BoundCuts, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+from .model import BoundCuts, IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel, configured_solver
 
 PACKING_DEPTH = 4
+FIXED_CHARGES = ("k_bo", "k_bd", "k_bp")
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,15 @@ class TermBounds:
         iterations: ``T`` (GPU time) or ``U = sum_r C_r`` (latency).
         prefill_charges: ``sum_t Q_t`` (GPU time) or ``sum_t u_t Q_t`` (latency).
         per_request: tokens, entries and prefill attention, in cost units.
+        fixed_charges: the per-batch intercept and kernel constants with their multi-kernel factors, summed over the
+            iterations (latency: each weighted by the unfinished requests), in cost units (0: not bounded separately).
         proven: whether the CP-SAT term solves (if any) proved their optima.
     """
 
     iterations: int
     prefill_charges: int
     per_request: int
+    fixed_charges: int = 0
     proven: bool = True
 
 
@@ -167,12 +176,17 @@ def closed_form_terms(instance: ScheduleInstance, cost: IntegerLinearCost, objec
 
 
 def combine(terms: TermBounds, cost: IntegerLinearCost) -> int:
-    """The objective bound from term bounds: ``den (k_bo + min(k_bd, k_bp)) iterations + (1 - k_bd / k_bp)
-    prefill_charges + per_request`` (rounded down; the ``Q`` term only when ``k_bp > k_bd``)."""
+    """The objective bound from term bounds: ``per_request`` plus the larger of ``fixed_charges`` and
+    ``den (k_bo + min(k_bd, k_bp)) iterations + (1 - k_bd / k_bp) prefill_charges`` (rounded down; the ``Q`` term only
+    when ``k_bp > k_bd``), both lower bounds on the fixed charges (the per-request amounts use no fixed charge)."""
+    return max(_counted_fixed_charges(terms, cost), terms.fixed_charges) + terms.per_request
+
+
+def _counted_fixed_charges(terms: TermBounds, cost: IntegerLinearCost) -> int:
     den = cost.mult_den
     per_iteration = den * (cost.k_bo + min(cost.k_bd, cost.k_bp))
     prefill = (cost.k_bp - cost.k_bd) * terms.prefill_charges // cost.k_bp if cost.k_bp > cost.k_bd else 0
-    return per_iteration * terms.iterations + prefill + terms.per_request
+    return per_iteration * terms.iterations + prefill
 
 
 def lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str) -> int:
@@ -190,39 +204,80 @@ def bound_cuts(instance: ScheduleInstance, cost: IntegerLinearCost, objective: s
 
 
 def _term_cost(cost: IntegerLinearCost, keep: str) -> IntegerLinearCost:
-    """``cost`` with every coefficient but ``keep`` zeroed (the multi-kernel factor kept)."""
+    """``cost`` with every coefficient but ``keep`` zeroed and ``keep`` set to 1 (the multi-kernel factor kept)."""
     zeros = {name: 0 for name in ("k_ao", "k_bo", "k_ad", "k_bd", "k_sd", "k_ap", "k_bp", "k_sp", "k_mp")}
     zeros[keep] = 1
     return replace(cost, **zeros)
 
 
+def fixed_charge_cost(cost: IntegerLinearCost) -> IntegerLinearCost:
+    """``cost`` keeping only the fixed charges (:data:`FIXED_CHARGES`: the per-batch intercept and the two kernel
+    constants, with the multi-kernel factor), every other coefficient zeroed."""
+    kept = {name: getattr(cost, name) if name in FIXED_CHARGES else 0
+            for name in ("k_ao", "k_bo", "k_ad", "k_bd", "k_sd", "k_ap", "k_bp", "k_sp", "k_mp")}
+    return replace(cost, **kept)
+
+
+@dataclass(frozen=True)
+class FixedChargeBound:
+    """What :func:`fixed_charge_bound` found: the bound (cost units), whether it is the proven fixed-charge optimum,
+    and the best schedule of the fixed-charge model (a real schedule, often a good one for the full cost too)."""
+
+    bound: int
+    proven: bool
+    decisions: list[Decision]
+
+
+def fixed_charge_bound(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int,
+                       deadline: float, workers: int = 2, seed: int = 0) -> FixedChargeBound | None:
+    """A lower bound on the fixed charges of every schedule of at most ``horizon`` iterations (cost units):
+    CP-SAT's bound on the model with the cost :func:`fixed_charge_cost`, which carries the closed-form counts
+    (:func:`prefix_bounds`) and their fixed-charge price as cuts, so its bound starts there. None when ``deadline`` (a
+    :func:`time.perf_counter` value) passes before the search ends with a bound.
+
+    With ``horizon`` at least the iterations of some optimal schedule of the full objective, the full optimum is at
+    least this bound plus the per-request amounts of :func:`closed_form_terms` (:func:`combine` with
+    ``fixed_charges``): the optimal schedule's fixed charges are at least the fixed-charge optimum over the horizon,
+    and its remaining charges at least the per-request amounts, which no fixed charge contributes to."""
+    fixed = fixed_charge_cost(cost)
+    terms = closed_form_terms(instance, cost, objective)
+    prefix = prefix_bounds(instance)
+    counted = _counted_fixed_charges(replace(terms, per_request=0), fixed)
+    cuts = BoundCuts(prefix.iterations[-1], prefix.prefill_iterations[-1], sum(prefix.iterations), counted)
+    solved = _solve_term(instance, fixed, objective, horizon, deadline, workers, seed, cuts)
+    if solved is None:
+        return None
+    bound, proven, schedule, solver = solved
+    return FixedChargeBound(bound, proven, schedule.decisions(solver))
+
+
 def _solve_term(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int,
-                deadline: float, workers: int, seed: int) -> tuple[int, bool] | None:
-    """The proven lower bound of the one-term model and whether it is optimal; None when time runs out first."""
+                deadline: float, workers: int, seed: int, cuts: BoundCuts | None = None
+                ) -> tuple[int, bool, ScheduleModel, cp_model.CpSolver] | None:
+    """The proven lower bound of the model with this cost, whether it is optimal, the model and the solver holding
+    its best solution; None when time runs out before a solution."""
     try:
-        schedule = ScheduleModel(instance, cost, objective, horizon, deadline=deadline)
+        schedule = ScheduleModel(instance, cost, objective, horizon, deadline=deadline, bound_cuts=cuts)
     except ModelBuildTimeout:
         return None
     remaining = deadline - time.perf_counter()
     if remaining <= 0:
         return None
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = remaining
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
+    solver = configured_solver(remaining, workers, seed)
     status = solver.solve(schedule.model)
     if status == cp_model.INFEASIBLE:
         raise ValueError(f"no schedule of {instance.num_requests} requests finishes within {horizon} iterations")
     if status == cp_model.UNKNOWN:
         return None
-    return math.ceil(solver.best_objective_bound), status == cp_model.OPTIMAL
+    return math.ceil(solver.best_objective_bound), status == cp_model.OPTIMAL, schedule, solver
 
 
 def term_bounds(instance: ScheduleInstance, cost: IntegerLinearCost, objective: str, horizon: int,
                 time_limit: float, workers: int = 2, seed: int = 0) -> TermBounds:
-    """:func:`closed_form_terms`, each count raised to the proven bound of CP-SAT on the model with that one cost
-    term: the intercept alone (its objective is ``den T``, or ``den U`` for latency) and the prefill-kernel constant
-    alone (``sum_t (u_t) Q_t / k_bp``), each within half of ``time_limit``.
+    """:func:`closed_form_terms` with CP-SAT's proven bounds on models that keep part of the cost: the fixed charges
+    together (:func:`fixed_charge_bound`, within half of ``time_limit``), then the intercept alone (its objective is
+    ``den T``, or ``den U`` for latency; raises ``iterations``) and the prefill-kernel constant alone
+    (``sum_t (u_t) Q_t / k_bp``; raises ``prefill_charges``), within a quarter each.
 
     ``horizon`` must be at least the iterations of some optimal schedule of the full objective (for instance
     :func:`~baselines.optimal.solve.iteration_bound` of a known schedule): the term optimum over schedules of at
@@ -233,8 +288,13 @@ def term_bounds(instance: ScheduleInstance, cost: IntegerLinearCost, objective: 
         raise ValueError(f"no schedule of {instance.num_requests} requests finishes within {horizon} iterations (the "
                          f"longest request needs {fewest})")
     terms = closed_form_terms(instance, cost, objective)
-    iterations, charges, proven = terms.iterations, terms.prefill_charges, True
-    intercept = _solve_term(instance, _term_cost(cost, "k_bo"), objective, horizon, started + time_limit / 2,
+    iterations, charges, fixed_charges, proven = terms.iterations, terms.prefill_charges, 0, True
+    fixed = fixed_charge_bound(instance, cost, objective, horizon, started + time_limit / 2, workers, seed)
+    if fixed is None:
+        proven = False
+    else:
+        fixed_charges, proven = fixed.bound, fixed.proven
+    intercept = _solve_term(instance, _term_cost(cost, "k_bo"), objective, horizon, started + 3 * time_limit / 4,
                             workers, seed)
     if intercept is None:
         proven = False
@@ -248,4 +308,4 @@ def term_bounds(instance: ScheduleInstance, cost: IntegerLinearCost, objective: 
     else:
         charges = max(charges, cost.k_bp * prefill[0])
         proven &= prefill[1]
-    return TermBounds(iterations, charges, terms.per_request, proven)
+    return TermBounds(iterations, charges, terms.per_request, fixed_charges, proven)

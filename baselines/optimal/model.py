@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from itertools import combinations
@@ -44,6 +44,7 @@ from infermax_env.simulator import Decision
 
 NANOSECOND = 1e-9
 ALL_SUBSET_CUTS_UP_TO = 10
+TWO_WORKER_SUBSOLVERS = ("max_lp",)
 
 
 class ModelBuildTimeout(TimeoutError):
@@ -724,3 +725,25 @@ class ScheduleModel:
             evict = [r for r in self._requests() if solver.boolean_value(self.evict[t][r])]
             schedule.append(Decision.from_dict(run, evict))
         return schedule
+
+
+def configured_solver(time_limit: float, workers: int, seed: int, log: bool = False,
+                      extra: Mapping[str, object] | None = None) -> cp_model.CpSolver:
+    """CP-SAT with explicit time limit, workers and seed. With two workers CP-SAT runs one full-problem subsolver
+    beside the first-solution and interleaved LNS workers; here it is ``max_lp`` (the strongest LP relaxation, which
+    carries the cuts of :class:`ScheduleModel` into the bound). The default portfolio's single full subsolver at two
+    workers is ``no_lp``, whose bound never leaves the initial domain on these models. ``extra``: further
+    ``SatParameters`` fields by name (overriding these)."""
+    solver = cp_model.CpSolver()
+    if workers == 2 and "subsolvers" not in (extra or {}):
+        solver.parameters.subsolvers.extend(TWO_WORKER_SUBSOLVERS)
+    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = seed
+    solver.parameters.log_search_progress = log
+    for name, value in (extra or {}).items():
+        if isinstance(value, (list, tuple)):
+            getattr(solver.parameters, name).extend(value)
+        else:
+            setattr(solver.parameters, name, value)
+    return solver

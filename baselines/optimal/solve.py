@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -50,11 +50,11 @@ from infermax_env.simulator import Decision, Simulator
 from infermax_env.workload import Workload
 
 from .bounds import bound_cuts as closed_form_cuts
-from .bounds import combine, lower_bound, term_bounds
-from .model import IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel
+from .bounds import closed_form_terms, combine, fixed_charge_bound, lower_bound, term_bounds
+from .model import IntegerLinearCost, ModelBuildTimeout, ScheduleInstance, ScheduleModel, configured_solver
 
 HINT_COMPLETION_SECONDS = 10.0
-TWO_WORKER_SUBSOLVERS = ("max_lp",)
+FIXED_CHARGE_SHARE = 0.5
 TRUNCATED_TIME_SHARE = 0.5
 
 
@@ -73,7 +73,8 @@ class OptimalResult:
         decisions: the schedule, one decision per iteration.
         objective_name: ``"latency"`` (sum of TTLT) or ``"gpu_time"`` (total batch time).
         source: ``"solver"``; ``"solver+<heuristic>"`` for a truncated model's unfinished solution completed by that
-            heuristic; or the heuristic's name when the solver found nothing better in time.
+            heuristic; ``"fixed-charge"`` for the best schedule of the fixed-charge bound's model; or the heuristic's
+            name when the solver found nothing better in time.
         hint_name: the heuristic whose schedule seeded the search (``"given"`` for a caller's hint, None if none).
         hint_objective: that schedule's objective in seconds (float simulator value; with ``dominance_rules``, of
             the schedule rewritten by :func:`normalize_schedule`, which never costs more).
@@ -361,27 +362,6 @@ def trivial_lower_bound(instance: ScheduleInstance, cost: IntegerLinearCost, obj
     return cost.min_batch_time() * (sum(fewest) if objective == "latency" else max(fewest))
 
 
-def _solver(time_limit: float, workers: int, seed: int, log: bool,
-            extra: Mapping[str, object] | None = None) -> cp_model.CpSolver:
-    """CP-SAT with explicit time limit, workers and seed. With two workers CP-SAT runs one full-problem subsolver
-    beside the first-solution and interleaved LNS workers; here it is ``max_lp`` (the strongest LP relaxation, which
-    carries the cuts of :class:`ScheduleModel` into the bound). The default portfolio's single full subsolver at two
-    workers is ``no_lp``, whose bound never leaves the initial domain on these models."""
-    solver = cp_model.CpSolver()
-    if workers == 2 and "subsolvers" not in (extra or {}):
-        solver.parameters.subsolvers.extend(TWO_WORKER_SUBSOLVERS)
-    solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
-    solver.parameters.log_search_progress = log
-    for name, value in (extra or {}).items():
-        if isinstance(value, (list, tuple)):
-            getattr(solver.parameters, name).extend(value)
-        else:
-            setattr(solver.parameters, name, value)
-    return solver
-
-
 def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], deadline: float, seed: int) -> None:
     """Hint every variable of ``schedule`` with its value under ``decisions``: solve a copy without the optional
     dominance rules and cuts (the hint may break a rule) with the decisions fixed (propagation alone determines the
@@ -397,7 +377,7 @@ def _add_complete_hint(schedule: ScheduleModel, decisions: Sequence[Decision], d
     remaining = deadline - time.perf_counter()
     if remaining <= 0:
         return
-    solver = _solver(min(HINT_COMPLETION_SECONDS, remaining), 1, seed, False)
+    solver = configured_solver(min(HINT_COMPLETION_SECONDS, remaining), 1, seed, False)
     status = solver.solve(fixed.model)
     if status == cp_model.UNKNOWN:
         return
@@ -449,7 +429,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
                   allow_eviction: bool = True, hint: Sequence[Decision] | None = None,
                   max_iterations: int | None = None, initial_horizon: int | None = None, log: bool = False,
                   solver_parameters: Mapping[str, object] | None = None, dominance_rules: bool = True,
-                  bound_cuts: bool = True) -> OptimalResult:
+                  bound_cuts: bool = True, fixed_charge_share: float = FIXED_CHARGE_SHARE) -> OptimalResult:
     """The optimal schedule of an offline ``workload`` under ``engine`` and ``cost_model``, by CP-SAT.
 
     The search deepens the horizon: it solves the truncated relaxation (:class:`ScheduleModel` with
@@ -478,11 +458,16 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         bound_cuts: start from the closed-form bound (:func:`~baselines.optimal.bounds.lower_bound`) and add its
             counts and objective bound as cuts to the models of the sound horizon. With both flags False the model
             and its starting bound are those before the rules and bounds existed.
+        fixed_charge_share: the share of the time left after the hint spent first on the fixed-charge bound
+            (:func:`~baselines.optimal.bounds.fixed_charge_bound` over the horizon, plus the per-request amounts),
+            which raises the starting bound and, with ``bound_cuts``, the models' objective cut; 0 skips it. The
+            search gets the rest.
         solver_parameters: further CP-SAT ``SatParameters`` fields by name (they override the defaults here).
 
     Raises:
         WorkloadError: a request cannot fit in the KV capacity.
-        ValueError: online arrivals, a bad objective, a ``time_limit`` that is not a positive number, block size
+        ValueError: online arrivals, a bad objective, a ``time_limit`` that is not a positive number, a
+            ``fixed_charge_share`` outside ``[0, 1)``, block size
             above 1, a hint that evicts while eviction is forbidden, a non-positive ``initial_horizon``, or no
             schedule within ``max_iterations``.
         InfeasibleDecisionError: a hint the simulator rejects.
@@ -492,6 +477,9 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     deadline = started + time_limit
+    if isinstance(fixed_charge_share, bool) or not isinstance(fixed_charge_share, (int, float)) \
+            or not 0 <= fixed_charge_share < 1:
+        raise ValueError(f"fixed_charge_share must be in [0, 1), got {fixed_charge_share!r}")
     cost_model = LinearCostModel() if cost_model is None else cost_model
     _check_inputs(workload, cost_model, engine, objective)
     if initial_horizon is not None and initial_horizon < 1:
@@ -520,6 +508,17 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
                          lower_bound(instance, cost, objective) if bound_cuts else 0))
     horizon = capped if not sound else min(bound, max(initial_horizon or len(hint_decisions), 1))
     cuts = closed_form_cuts(instance, cost, objective) if bound_cuts else None
+    if fixed_charge_share > 0:
+        now = time.perf_counter()
+        fixed = fixed_charge_bound(instance, cost, objective, capped, now + fixed_charge_share * (deadline - now),
+                                   workers, seed)
+        if fixed is not None:
+            search.lower_bound = max(search.lower_bound,
+                                     fixed.bound + closed_form_terms(instance, cost, objective).per_request)
+            if cuts is not None:
+                cuts = replace(cuts, objective=max(cuts.objective, search.lower_bound))
+            _absorb_schedule(search, "fixed-charge", fixed.decisions, workload, cost_model, engine, cost, objective,
+                             allow_eviction)
     while time.perf_counter() < deadline:
         truncated = sound and horizon < bound
         try:
@@ -539,7 +538,7 @@ def solve_optimal(workload: Workload, cost_model: LinearCostModel | None = None,
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             break
-        solver = _solver(remaining * TRUNCATED_TIME_SHARE if truncated else remaining, workers, seed, log,
+        solver = configured_solver(remaining * TRUNCATED_TIME_SHARE if truncated else remaining, workers, seed, log,
                          solver_parameters)
         callback = _Solutions(schedule)
         status = solver.solve(schedule.model, callback)
@@ -578,10 +577,23 @@ def _absorb(search: _Search, schedule: ScheduleModel, solver: cp_model.CpSolver,
             candidates.append((f"solver+{name}", decisions, _replay(workload, cost_model, engine, decisions, cost,
                                                                      objective)))
     for source, decisions, replay in candidates:
-        if replay.integer_objective < search.integer_objective:
-            search.decisions, search.integer_objective = decisions, replay.integer_objective
-            search.source, search.finish_iteration = source, replay.finish_iteration
+        _take_if_better(search, source, decisions, replay)
     search.lower_bound = max(search.lower_bound, math.ceil(solver.best_objective_bound))
+
+
+def _take_if_better(search: _Search, source: str, decisions: list[Decision], replay: _Replay) -> None:
+    if replay.integer_objective < search.integer_objective:
+        search.decisions, search.integer_objective = decisions, replay.integer_objective
+        search.source, search.finish_iteration = source, replay.finish_iteration
+
+
+def _absorb_schedule(search: _Search, source: str, decisions: list[Decision], workload: Workload,
+                     cost_model: LinearCostModel, engine: EngineConfig, cost: IntegerLinearCost, objective: str,
+                     allow_eviction: bool) -> None:
+    """Replay a complete schedule found outside the search (the fixed-charge model's) and keep it if cheaper."""
+    replay = _replay(workload, cost_model, engine, decisions, cost, objective)
+    if allow_eviction or not replay.metrics["evictions"]:
+        _take_if_better(search, source, decisions, replay)
 
 
 @dataclass(frozen=True)
