@@ -105,7 +105,6 @@ class ResidualEnv(gym.Wrapper):
         if not correction_scale > 0:
             raise ValueError(f"correction_scale must be positive, got {correction_scale!r}")
         self.scheduler = residual_scheduler(base)
-        self._base = base
         self.base_name = base if isinstance(base, str) else type(base).__name__
         self.k = k
         self.correction_scale = float(correction_scale)
@@ -121,15 +120,6 @@ class ResidualEnv(gym.Wrapper):
     @property
     def order(self) -> ResidualOrder:
         return self.scheduler.order
-
-    def base_metrics(self, workload) -> dict[str, float]:
-        """Metric summary of a fresh base heuristic serving ``workload`` on a simulator configured like the env
-        (what a zero correction reproduces)."""
-        if not isinstance(self._base, str):
-            raise ValueError("base_metrics needs the base heuristic by name")
-        cfg = self.env.unwrapped.config
-        sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized)
-        return dict(sim.run(make_scheduler(self._base)).summary)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -170,14 +160,79 @@ class ResidualEnv(gym.Wrapper):
                 "slot_mask": obs["slot_mask"][:k].copy(), "global": obs["global"]}
 
 
+class ReservationResidualEnv(gym.Wrapper):
+    """An InferMax env driven by a reservation-based heuristic whose admission reservation the agent sets each
+    iteration: a one-number residual, where :class:`ResidualEnv` corrects every request's rank.
+
+    :param env: an InferMax env (the corrected heuristic's decisions go through ``env.launch``).
+    :param base: a ``baselines.SCHEDULERS`` name (or instance) whose ``reservation`` has a ``quantile`` (SageSched,
+        "tuned").
+    :param span: an action ``a`` in [-1, 1] reserves the base quantile ``+ span * a`` of the predicted output
+        length (rounded to 0.01, kept in [0.05, 0.99]); ``a = 0`` is the base heuristic exactly.
+
+    Observation: the env's ``global`` features (memory, queue, arrivals, clock). Reward: the env's.
+    """
+
+    def __init__(self, env: gym.Env, base: str | BatchBuilderScheduler = "tuned", span: float = 0.15):
+        super().__init__(env)
+        scheduler = make_scheduler(base) if isinstance(base, str) else base
+        quantile = getattr(getattr(scheduler, "reservation", None), "quantile", None)
+        if quantile is None:
+            raise ValueError(f"the reservation residual needs a heuristic with a predicted-quantile reservation "
+                             f"(sagesched, tuned), got {type(scheduler).__name__}")
+        if not 0 < span < 1:
+            raise ValueError(f"span must be in (0, 1), got {span!r}")
+        self.scheduler, self.base_quantile, self.span = scheduler, float(quantile), float(span)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.observation_space = gym.spaces.Dict({"global": env.unwrapped.observation_space["global"]})
+
+    def quantile(self, action: float) -> float:
+        """The reservation quantile an action sets (the base quantile for 0)."""
+        shift = round(self.span * float(np.clip(action, -1.0, 1.0)), 2)
+        return self.base_quantile if shift == 0 else float(np.clip(self.base_quantile + shift, 0.05, 0.99))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.scheduler.reset(self.env.unwrapped.sim)
+        return {"global": obs["global"]}, info
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (1,) or not np.isfinite(action).all():
+            raise ValueError(f"reservation action must be one finite number, got {action.tolist()}")
+        inner = self.env.unwrapped
+        self.scheduler.reservation.quantile = self.quantile(action[0])
+        obs, reward, terminated, truncated, info = inner.launch(self.scheduler.decide(inner.sim))
+        return {"global": obs["global"]}, reward, terminated, truncated, info
+
+
+def base_metrics(env: gym.Env, base: str, workload) -> dict[str, float]:
+    """Metric summary of heuristic ``base`` serving ``workload`` on a simulator configured like ``env`` (what a
+    residual agent on that base reproduces at zero correction)."""
+    cfg = env.unwrapped.config
+    sim = Simulator(workload, cfg.cost_model, cfg.engine, oracle=cfg.oracle, oversized=cfg.oversized)
+    return dict(sim.run(make_scheduler(base)).summary)
+
+
+CONTROLS = ("ranking", "reservation")
+"""What a residual agent corrects: every request's rank (:class:`ResidualEnv`) or the admission reservation
+(:class:`ReservationResidualEnv`)."""
+
+
 def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", window: int = 256,
-                      correction_scale: float = 2.0, **env_kwargs: Any) -> ResidualEnv:
-    """``gym.make(env_id, window=window, **env_kwargs)`` wrapped in a :class:`ResidualEnv`: the agent sees and
-    corrects the first ``window`` slots; the heuristic's decisions may touch any request."""
+                      correction_scale: float = 2.0, control: str = "ranking", span: float = 0.15,
+                      **env_kwargs: Any) -> ResidualEnv | ReservationResidualEnv:
+    """``gym.make(env_id, window=window, **env_kwargs)`` wrapped in a :class:`ResidualEnv` (``control="ranking"``:
+    the agent sees and corrects the first ``window`` slots) or a :class:`ReservationResidualEnv`
+    (``"reservation"``); the heuristic's decisions may touch any request."""
     if "window" in env_kwargs:
         raise ValueError("make_residual_env sets the env's 'window' itself; pass window= instead")
-    return ResidualEnv(gym.make(env_id, window=window, **env_kwargs), base, window=window,
-                       correction_scale=correction_scale)
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+    env = gym.make(env_id, window=window, **env_kwargs)
+    if control == "reservation":
+        return ReservationResidualEnv(env, base, span=span)
+    return ResidualEnv(env, base, window=window, correction_scale=correction_scale)
 
 
 RESIDUAL_POLICY_KWARGS = {"features_extractor_kwargs": {"embed_dim": 32, "num_heads": 0}, "score_hidden": 32,
@@ -185,10 +240,21 @@ RESIDUAL_POLICY_KWARGS = {"features_extractor_kwargs": {"embed_dim": 32, "num_he
 """A small slot-scoring policy (deep sets, no attention): cheap enough for 256 slots on a CPU."""
 
 
+RESERVATION_POLICY_KWARGS = {"net_arch": [64, 64], "log_std_init": -1.0}
+"""A small MLP on the global features for the reservation residual."""
+
+
+def correction_layer(model) -> th.nn.Linear:
+    """The layer whose output is the mean correction: the per-slot scorer's last layer of a slot-scoring policy,
+    the action head of an MLP policy."""
+    extractor = model.policy.mlp_extractor
+    return extractor.output_layers()[0] if hasattr(extractor, "output_layers") else model.policy.action_net
+
+
 def zero_correction_head(model) -> None:
-    """Zero the last layer of the per-slot scorer of a slot-scoring policy: the mean correction is then exactly
-    0 for every observation (the base heuristic), while the rest of the network keeps its random init."""
-    last = model.policy.mlp_extractor.output_layers()[0]
+    """Zero the :func:`correction_layer`: the mean correction is then exactly 0 for every observation (the base
+    heuristic), while the rest of the network keeps its random init."""
+    last = correction_layer(model)
     with th.no_grad():
         last.weight.zero_()
         last.bias.zero_()
@@ -204,9 +270,10 @@ if RESIDUAL_ENV_ID not in gym.registry:
 def correction_is_zero(model) -> bool:
     """Whether the policy's mean correction is exactly 0 for every observation (its scorer's last layer is
     zero, as :func:`zero_correction_head` leaves it): the agent then acts exactly as its base heuristic."""
-    last = model.policy.mlp_extractor.output_layers()[0]
+    last = correction_layer(model)
     return not (last.weight.any() or last.bias.any())
 
 
-__all__ = ["EXTRA_FEATURES", "RESIDUAL_ENV_ID", "RESIDUAL_POLICY_KWARGS", "ResidualEnv", "ResidualOrder", "correction_is_zero",
+__all__ = ["CONTROLS", "base_metrics", "EXTRA_FEATURES", "RESERVATION_POLICY_KWARGS", "RESIDUAL_ENV_ID", "RESIDUAL_POLICY_KWARGS",
+           "ReservationResidualEnv", "ResidualEnv", "ResidualOrder", "correction_is_zero", "correction_layer",
            "make_residual_env", "residual_scheduler", "zero_correction_head"]

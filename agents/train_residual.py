@@ -28,8 +28,8 @@ from .builders import attach_metadata
 from .curriculum import Curriculum
 from .group_rollouts import GroupPPO
 from .policies import SlotScoringPolicy
-from .residual import (RESIDUAL_ENV_ID, RESIDUAL_POLICY_KWARGS, ResidualEnv, make_residual_env,
-                       zero_correction_head)
+from .residual import (CONTROLS, RESERVATION_POLICY_KWARGS, RESIDUAL_ENV_ID, RESIDUAL_POLICY_KWARGS, ResidualEnv,
+                       base_metrics, make_residual_env, zero_correction_head)
 
 ENV_ID = "InferMax-v0"
 RESIDUAL_MAKE_ID = f"agents.residual:{RESIDUAL_ENV_ID}"
@@ -39,10 +39,14 @@ HYPERPARAMETERS = {"learning_rate": 1e-4, "n_steps": 1024, "batch_size": 512, "n
 """PPO settings; ``vf_coef`` 0 because the group baseline replaces the value function in the advantages."""
 
 
-def residual_env_kwargs(base: str, window: int, correction_scale: float) -> dict[str, Any]:
+def residual_env_kwargs(base: str, window: int, correction_scale: float, control: str = "ranking",
+                        span: float = 0.15) -> dict[str, Any]:
     """The kwargs of ``gym.make(RESIDUAL_MAKE_ID, ...)`` a residual agent is trained in (saved in its metadata,
     so train.py's ``--eval-only`` rebuilds the env)."""
-    return {"base": base, "window": window, "correction_scale": correction_scale, "oracle": False}
+    kwargs = {"base": base, "window": window, "correction_scale": correction_scale, "oracle": False}
+    if control != "ranking":
+        kwargs.update(control=control, span=span)
+    return kwargs
 
 
 def env_from_metadata(env_kwargs: dict[str, Any]) -> ResidualEnv:
@@ -125,6 +129,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--group-size", type=int, default=4, help="rollouts of the same window per update")
     parser.add_argument("--window", type=int, default=256, help="K: slots the agent sees and corrects")
     parser.add_argument("--correction-scale", type=float, default=2.0)
+    parser.add_argument("--control", choices=CONTROLS, default="ranking",
+                        help="correct every request's rank, or set the admission reservation each iteration")
+    parser.add_argument("--span", type=float, default=0.15,
+                        help="reservation control: an action of +-1 moves the base quantile by this much")
     parser.add_argument("--validation-windows", type=int, default=6)
     parser.add_argument("--validate-every", type=int, default=5, help="updates between validation passes")
     parser.add_argument("--output-dir", required=True)
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         export(run_dir, Path(args.export_to))
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    env_kwargs = residual_env_kwargs(args.base, args.window, args.correction_scale)
+    env_kwargs = residual_env_kwargs(args.base, args.window, args.correction_scale, args.control, args.span)
 
     def factory() -> ResidualEnv:
         return env_from_metadata(env_kwargs)
@@ -188,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"--resume needs {progress_path} beside the run's checkpoint")
         state["started"] = started - state.get("trained_s", 0.0)
     else:
-        model = GroupPPO(SlotScoringPolicy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
-                         curriculum=Curriculum(), window_seed=args.seed, policy_kwargs=RESIDUAL_POLICY_KWARGS,
+        policy, policy_kwargs = ((SlotScoringPolicy, RESIDUAL_POLICY_KWARGS) if args.control == "ranking"
+                                 else ("MultiInputPolicy", RESERVATION_POLICY_KWARGS))
+        model = GroupPPO(policy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
+                         curriculum=Curriculum(), window_seed=args.seed, policy_kwargs=policy_kwargs,
                          seed=args.seed, device="cpu", **HYPERPARAMETERS)
         zero_correction_head(model)
         state = {"updates": 0, "steps": 0, "best_score": 1.0, "validation": [], "started": started,
@@ -201,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         model.save(run_dir / "best_model.zip")  # the zero-correction policy: the base heuristic (score 1.0)
     validation_env = factory()
     workloads = validation_windows(args.validation_windows)
-    references = [validation_env.base_metrics(w)["sum_ttlt"] for w in workloads]
+    references = [base_metrics(validation_env, args.base, w)["sum_ttlt"] for w in workloads]
     log(run_dir, f"training {args.base} residual, seed {args.seed}, group {args.group_size}, budget "
                  f"{args.minutes} min / {args.timesteps} steps; {len(workloads)} validation windows")
     deadline = time.time() + 60 * args.minutes  # the budget counts training and validation, not this setup

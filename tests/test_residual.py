@@ -125,3 +125,40 @@ def test_train_py_eval_only_rebuilds_the_residual_env(tmp_path, capsys):
     agent = next(line for line in table if "agent" in line)
     sagesched = next(line for line in table if "sagesched" in line)
     assert agent.split("|")[2] == sagesched.split("|")[2]  # same objective on the held-out window
+
+
+@pytest.mark.parametrize("base", ["tuned", "sagesched"])
+def test_reservation_control_at_zero_is_the_base_heuristic_and_moves_the_reservation(base):
+    env = make_residual_env("InferMax-v0", base, window=16, control="reservation", oracle=False, kv_capacity=20_000)
+    workload = small_workload(1)
+    zero = run_residual(env, workload, lambda obs: np.zeros(1, dtype=np.float32))
+    assert zero == pytest.approx(heuristic_metrics(env, base, workload), rel=1e-12)
+    assert env.quantile(0.0) == env.base_quantile
+    assert env.quantile(1.0) == pytest.approx(min(env.base_quantile + env.span, 0.99))
+    shifted = run_residual(env, workload, lambda obs: np.ones(1, dtype=np.float32))
+    assert shifted["sum_ttlt"] != pytest.approx(zero["sum_ttlt"], rel=1e-9)
+
+
+def test_untrained_reservation_agent_is_the_base_heuristic():
+    from agents.residual import RESERVATION_POLICY_KWARGS
+
+    env = make_residual_env("InferMax-v0", "tuned", window=16, control="reservation", oracle=False,
+                            kv_capacity=20_000)
+    model = PPO("MultiInputPolicy", env, policy_kwargs=RESERVATION_POLICY_KWARGS, n_steps=64, batch_size=64, seed=0)
+    assert not correction_is_zero(model)
+    zero_correction_head(model)
+    assert correction_is_zero(model)
+    workload = small_workload(2, num_requests=32)
+    untrained = run_residual(env, workload, lambda obs: model.predict(obs, deterministic=True)[0])
+    assert untrained == pytest.approx(heuristic_metrics(env, "tuned", workload), rel=1e-12)
+
+
+def test_reservation_control_refuses_bad_input_by_name():
+    with pytest.raises(ValueError, match="predicted-quantile reservation"):
+        make_residual_env("InferMax-Tiny-v0", "vllm", window=4, control="reservation")
+    with pytest.raises(ValueError, match="control must be one of"):
+        make_residual_env("InferMax-Tiny-v0", "tuned", window=4, control="knobs")
+    env = make_residual_env("InferMax-Tiny-v0", "tuned", window=4, control="reservation")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="one finite number"):
+        env.step(np.zeros(2, dtype=np.float32))
