@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch as th
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                     if base is None:
                         tasks[("agent", str(model), rate, num_requests, i)] = pool.submit(
                             agent_window, str(model), i, rate, num_requests)
-        results = {key: future.result() for key, future in tasks.items()}
+        results = {key: future.result() for key, future in tqdm(tasks.items(), desc="held-out windows", unit="run")}
     rows, lines, plot = [], [], []
     for rate, num_requests in SETTINGS:
         count = args.windows if num_requests == 256 else args.long_windows
