@@ -49,6 +49,16 @@ def residual_env_kwargs(base: str, window: int, correction_scale: float, control
     return kwargs
 
 
+def residual_policy(control: str) -> tuple[Any, dict[str, Any]]:
+    """The policy (class or SB3 name) and its kwargs for a residual agent with ``control``: a slot-scoring policy
+    for per-request ranking corrections, a small MLP on the global features for the reservation."""
+    if control == "ranking":
+        return SlotScoringPolicy, RESIDUAL_POLICY_KWARGS
+    if control == "reservation":
+        return "MultiInputPolicy", RESERVATION_POLICY_KWARGS
+    raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+
+
 def env_from_metadata(env_kwargs: dict[str, Any]) -> ResidualEnv:
     """The :class:`ResidualEnv` a residual agent's saved ``env_kwargs`` describe."""
     return make_residual_env(ENV_ID, **env_kwargs)
@@ -196,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"--resume needs {progress_path} beside the run's checkpoint")
         state["started"] = started - state.get("trained_s", 0.0)
     else:
-        policy, policy_kwargs = ((SlotScoringPolicy, RESIDUAL_POLICY_KWARGS) if args.control == "ranking"
-                                 else ("MultiInputPolicy", RESERVATION_POLICY_KWARGS))
+        policy, policy_kwargs = residual_policy(args.control)
         model = GroupPPO(policy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
                          curriculum=Curriculum(), window_seed=args.seed, policy_kwargs=policy_kwargs,
                          seed=args.seed, device="cpu", **HYPERPARAMETERS)

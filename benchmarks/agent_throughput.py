@@ -1,6 +1,7 @@
 """Training throughput of the residual agent on InferMax-v0 windows of 256 requests (oracle False).
 
     python benchmarks/agent_throughput.py [--windows 2] [--group-size 4]
+    python benchmarks/agent_throughput.py --base tuned --control reservation --window 32
 
 Prints, for one process and one torch thread: (1) the residual env alone at zero correction, in agent steps
 (scheduling iterations, each one ``env.launch``) per second; (2) batched policy
@@ -25,18 +26,25 @@ from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 from agents.curriculum import Curriculum  # noqa: E402
 from agents.group_rollouts import GroupPPO  # noqa: E402
-from agents.policies import SlotScoringPolicy  # noqa: E402
-from agents.residual import RESIDUAL_POLICY_KWARGS, make_residual_env  # noqa: E402
-from agents.train_residual import HYPERPARAMETERS, validation_windows  # noqa: E402
+from agents.residual import CONTROLS, make_residual_env  # noqa: E402
+from agents.train_residual import HYPERPARAMETERS, residual_policy, validation_windows  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--base", default="sagesched", help="the base heuristic")
+    parser.add_argument("--control", choices=CONTROLS, default="ranking", help="what the residual corrects")
+    parser.add_argument("--window", type=int, default=256, help="K: the env's slots")
     args = parser.parse_args(argv)
     th.set_num_threads(1)
-    env = make_residual_env("InferMax-v0", "sagesched", window=256, oracle=False)
+
+    def factory():
+        return make_residual_env("InferMax-v0", args.base, window=args.window, control=args.control, oracle=False)
+
+    env = factory()
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
     workloads = validation_windows(args.windows, offset=20_000_000)
     env.reset(options={"workload": workloads[0]})  # compile the kernels outside the timing
     steps = 0
@@ -45,16 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         obs, _ = env.reset(options={"workload": workload})
         done = False
         while not done:
-            obs, _, done, _, _ = env.step(np.zeros(256, dtype=np.float32))
+            obs, _, done, _, _ = env.step(zero)
             steps += 1
     env_seconds = time.perf_counter() - started
     print(f"residual env alone: {steps / env_seconds:.0f} agent steps/s")
 
-    def factory():
-        return make_residual_env("InferMax-v0", "sagesched", window=256, oracle=False)
-
-    model = GroupPPO(SlotScoringPolicy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
-                     curriculum=Curriculum(min_requests=256, max_requests=256), policy_kwargs=RESIDUAL_POLICY_KWARGS,
+    policy, policy_kwargs = residual_policy(args.control)
+    model = GroupPPO(policy, DummyVecEnv([factory]), env_factory=factory, group_size=args.group_size,
+                     curriculum=Curriculum(min_requests=256, max_requests=256), policy_kwargs=policy_kwargs,
                      device="cpu", **HYPERPARAMETERS)
     batch = {key: np.stack([obs[key]] * args.group_size) for key in obs}
     with th.no_grad():
