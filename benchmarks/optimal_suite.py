@@ -3,14 +3,15 @@
 ``compute`` solves every instance of the chosen families (``baselines.optimal.suite.FAMILIES``) for both
 objectives and stores the best schedule and bound found, keeping a stored entry when it is better (``settings`` and
 ``wall_s`` describe the run that found the stored schedule, ``runs`` every run merged into the entry); instances
-proven or already solved with at least the requested time limit are skipped, so a run can be resumed or extended. Tiny
+proven or already solved with at least the requested time limit are skipped (``--rerun``: solved again unless
+proven, e.g. with a new method), so a run can be resumed or extended. Tiny
 families run :func:`solve_optimal`; trace families (too large for CP-SAT) store the best heuristic's schedule and
 the closed-form bound of :func:`optimum_lower_bound`. ``leaderboard`` evaluates every registered heuristic on every
 stored family and writes the certified gap brackets.
 
 Usage::
 
-    python benchmarks/optimal_suite.py compute --families tiny-6 tiny-10 --time-limit 60 --workers 2
+    python benchmarks/optimal_suite.py compute --families tiny-6 tiny-10 --time-limit 60 --workers 8 [--rerun]
     python benchmarks/optimal_suite.py leaderboard --out docs/leaderboard.md
 """
 
@@ -29,6 +30,7 @@ from baselines import SCHEDULERS
 from baselines.variants import ReservationExceededError
 from infermax_env import LinearCostModel
 from baselines.optimal import OBJECTIVES, best_heuristic_schedule, optimum_lower_bound, solve_optimal
+from baselines.optimal.solve import FIXED_CHARGE_SHARE
 from baselines.optimal.suite import (FAMILIES, encode_schedule, evaluate, load_family, load_records, save_records,
                                      summarize)
 
@@ -43,7 +45,8 @@ def _solve(family: str, seed: int, objective: str, time_limit: float, workers: i
     if spec.source == "tiny":
         result = solve_optimal(workload, engine=spec.engine, objective=objective, time_limit=time_limit,
                                workers=workers, seed=seed)
-        settings.update(method="solve_optimal", dominance_rules=True, bound_cuts=True)
+        settings.update(method="solve_optimal", dominance_rules=True, bound_cuts=True,
+                        fixed_charge_share=FIXED_CHARGE_SHARE)
         bound = max(closed.bound, result.best_bound - 2 * result.rounding_bound)
         record = {"best_known_s": result.replayed_objective, "bound_s": bound, "status": result.status,
                   "source": result.source, "schedule": encode_schedule(result.decisions)}
@@ -71,7 +74,7 @@ def _merge(old: dict | None, new: dict) -> dict:
     return merged
 
 
-def compute(families: list[str], time_limit: float, workers: int, objectives: list[str]) -> None:
+def compute(families: list[str], time_limit: float, workers: int, objectives: list[str], rerun: bool = False) -> None:
     for family in families:
         data = load_records(family)
         by_seed = {item["seed"]: item for item in data["instances"]}
@@ -80,7 +83,7 @@ def compute(families: list[str], time_limit: float, workers: int, objectives: li
                 item = by_seed.get(seed)
                 old = item["objectives"].get(objective) if item else None
                 if old is not None and (old["status"] == "OPTIMAL"
-                                        or old["settings"]["time_limit_s"] >= time_limit):
+                                        or (old["settings"]["time_limit_s"] >= time_limit and not rerun)):
                     continue
                 solved = _solve(family, seed, objective, time_limit, workers)
                 if item is None:
@@ -139,10 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="compute: CP-SAT workers")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES),
                         help="compute: objectives")
+    parser.add_argument("--rerun", action="store_true", help="compute: solve again every instance not proven, "
+                        "keeping the better entry")
     parser.add_argument("--out", type=Path, default=Path("docs/leaderboard.md"), help="leaderboard: output file")
     args = parser.parse_args(argv)
     if args.command == "compute":
-        compute(args.families, args.time_limit, args.workers, args.objectives)
+        compute(args.families, args.time_limit, args.workers, args.objectives, args.rerun)
     else:
         leaderboard(args.out)
 

@@ -18,9 +18,12 @@ this over the iterations; latency (sum of TTLT, all requests arriving at 0) weig
   :func:`prefix_bounds`; or the optimum of the intercept-only model (:func:`term_bounds`);
 * prefill-kernel charges ``sum_t (u_t) Q_t``: ``den k_bp`` per prefill iteration (:func:`prefix_bounds`), or the
   optimum of the prefill-kernel-only model;
-* tokens, entries and prefill attention per request: each request computes at least ``I + O - 1`` tokens, runs at
+* tokens, entries and attention per request: each request computes at least ``I + O - 1`` tokens, runs at
   least ``ceil(I / C)`` prefill chunks and ``O - 1`` further entries, and its prompt's chunks cost at least
   ``k_ap I^2`` (``sum c (c + 2 m)`` over the chunks of a prompt telescopes to ``I^2``; recomputation only adds).
+  Its token ``g >= 1`` is emitted by a decode over ``I + g - 1`` tokens of context, or after an eviction that threw
+  away exactly those ``I + g - 1`` tokens (a decode-ready request's KV stays at ``I + g - 1`` until it emits or is
+  evicted), which are computed again beyond the ``I + O - 1``: at least ``min(k_ad, k_ao) (I + g - 1)`` either way.
   For latency the cheapest order charges these shortest-first (the ``k``-th request to finish waits for the work
   of ``k`` requests, at least the ``k`` smallest amounts).
 
@@ -156,8 +159,10 @@ def _per_request_costs(instance: ScheduleInstance, cost: IntegerLinearCost) -> l
     for r in range(instance.num_requests):
         prompt, output = instance.prompt_len[r], instance.output_len[r]
         chunks = math.ceil(prompt / instance.token_budget)
+        contexts = (output - 1) * (prompt - 1) + output * (output - 1) // 2  # sum of I + g - 1, g = 1..O-1
         out.append(den * (cost.k_ao * (prompt + output - 1) + cost.k_sp * chunks
-                          + min(cost.k_sd, cost.k_sp) * (output - 1) + cost.k_ap * prompt * prompt))
+                          + min(cost.k_sd, cost.k_sp) * (output - 1) + cost.k_ap * prompt * prompt
+                          + min(cost.k_ad, cost.k_ao) * contexts))
     return out
 
 

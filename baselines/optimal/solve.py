@@ -24,8 +24,10 @@ is paid once per unfinished request, and the last request, left alone, finishes 
 gives the horizon. The result says whether the horizon used was this sound bound
 (``iteration_bound_sound``) or a smaller ``max_iterations`` given by the caller.
 
-Lower bounds: the search starts from the closed-form bound of :mod:`baselines.optimal.bounds` and the model carries
-its counts as cuts and the sound dominance rules of :class:`ScheduleModel` (both switchable);
+Lower bounds: the search starts from the closed-form bound of :mod:`baselines.optimal.bounds`, raised first by the
+fixed-charge bound (CP-SAT on the model that keeps only the per-batch intercept and kernel constants, for a share of
+the time), and the model carries these as cuts and the sound dominance rules of :class:`ScheduleModel` (all
+switchable);
 :func:`optimum_lower_bound` gives that bound alone, without search, for instances far too large to solve.
 
 Measured scale (proof counts and bound gaps per size): docs/optimal.md.
@@ -623,7 +625,8 @@ def optimum_lower_bound(workload: Workload, cost_model: LinearCostModel | None =
                         workers: int = 2, seed: int = 0) -> OptimumBound:
     """A sound lower bound on the optimum of an offline ``workload`` without solving it (for instances far beyond
     what :func:`solve_optimal` proves): :func:`~baselines.optimal.bounds.lower_bound` in closed form, and with
-    ``term_time_limit > 0`` the CP-SAT bounds of the single-term models (:func:`~baselines.optimal.bounds.term_bounds`)
+    ``term_time_limit > 0`` the CP-SAT bounds of the fixed-charge and single-term models
+(:func:`~baselines.optimal.bounds.term_bounds`)
     within that many seconds. Priced with every coefficient rounded down, so it holds for the simulator's float
     objective, not only for the solver's rounded one.
 
