@@ -1,7 +1,7 @@
 """The residual agents against SageSched and "tuned" on held-out InferMax-v0 windows (oracle False).
 
     python benchmarks/agent_realistic.py --runs runs/residual-0 runs/residual-1 runs/residual-2
-    python benchmarks/agent_realistic.py --runs agents/checkpoints/residual_sagesched --windows 20 --long-windows 10
+    python benchmarks/agent_realistic.py --runs agents/checkpoints/residual_reservation_tuned --windows 20 --long-windows 10
 
 Each run folder (or checkpoint folder) holds a ``best_model.zip`` written by ``agents.train_residual`` (one
 training seed each). Held-out windows use the evaluation seeds ``10,000,000 + i`` (training windows are drawn
