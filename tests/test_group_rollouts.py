@@ -64,14 +64,16 @@ def test_group_ppo_updates_on_groups_of_the_same_window():
 
 
 @pytest.mark.slow
-def test_train_residual_checkpoints_resumes_and_exports(tmp_path):
+@pytest.mark.parametrize("control", ["ranking", "reservation"])
+def test_train_residual_checkpoints_resumes_and_exports(tmp_path, control):
     import json
 
     from agents.builders import saved_metadata
     from agents.train_residual import main
 
     run = tmp_path / "run"
-    common = ["--group-size", "1", "--validation-windows", "1", "--validate-every", "1", "--output-dir", str(run)]
+    common = ["--group-size", "1", "--validation-windows", "1", "--validate-every", "1", "--output-dir", str(run),
+              "--base", "tuned", "--control", control]
     assert main(["--minutes", "0.05", *common]) == 0
     first = json.loads((run / "progress.json").read_text())
     assert first["updates"] >= 1 and first["validation"] and (run / "best_model.zip").is_file()
@@ -81,3 +83,4 @@ def test_train_residual_checkpoints_resumes_and_exports(tmp_path):
     shipped = json.loads((tmp_path / "shipped" / "config.json").read_text())
     assert shipped["metadata"] == saved_metadata(tmp_path / "shipped" / "best_model.zip")
     assert shipped["metadata"]["env_id"] == "agents.residual:InferMaxResidual-v0"
+    assert shipped["metadata"]["env_kwargs"].get("control", "ranking") == control
