@@ -2,6 +2,10 @@
 
     python -m agents.train_residual --seed 0 --minutes 60 --output-dir runs/residual-0
     python -m agents.train_residual --resume runs/residual-0/checkpoint.zip --minutes 30 --output-dir runs/residual-0
+    python -m agents.train_residual --base sagesched --control ranking --window 256 --output-dir runs/ranking-0
+
+The default is the shipped agent's recipe: the reservation residual on "tuned" (the agent sets the admission
+reservation quantile each iteration); ``--control ranking`` corrects every request's rank instead.
 
 The agent starts as the base heuristic (zero correction). Every ``--validate-every`` updates it is scored on
 validation windows (seeds ``15,000,000 + i``, disjoint from training and from the evaluation seeds
@@ -103,7 +107,9 @@ class Supervisor(BaseCallback):
         state, model = self.state, self.model
         state["updates"] += 1
         if state["updates"] % self.validate_every == 0:
+            validation_started = time.time()
             score = relative_score(model, self.env, self.workloads, self.references)
+            state["validation_s"] = state.get("validation_s", 0.0) + time.time() - validation_started
             state["validation"].append({"updates": state["updates"], "steps": model.num_timesteps, "score": score,
                                         "wall_s": round(time.time() - state["started"], 1)})
             improved = score < state["best_score"]
@@ -132,14 +138,15 @@ def log(run_dir: Path, line: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--base", default="sagesched", help="the ranking heuristic (baselines.SCHEDULERS name)")
+    parser.add_argument("--base", default="tuned", help="the base heuristic (baselines.SCHEDULERS name)")
     parser.add_argument("--seed", type=int, default=0, help="policy init and training-window stream")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget")
     parser.add_argument("--timesteps", type=int, default=10_000_000, help="agent-step budget")
     parser.add_argument("--group-size", type=int, default=4, help="rollouts of the same window per update")
-    parser.add_argument("--window", type=int, default=256, help="K: slots the agent sees and corrects")
+    parser.add_argument("--window", type=int, default=32,
+                        help="K: the env's slots (ranking control: the slots the agent sees and corrects)")
     parser.add_argument("--correction-scale", type=float, default=2.0)
-    parser.add_argument("--control", choices=CONTROLS, default="ranking",
+    parser.add_argument("--control", choices=CONTROLS, default="reservation",
                         help="correct every request's rank, or set the admission reservation each iteration")
     parser.add_argument("--span", type=float, default=0.15,
                         help="reservation control: an action of +-1 moves the base quantile by this much")
@@ -227,15 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(run_dir, validation_env, workloads, references, args.validate_every, deadline, state)
     learn_started = time.time()
     state["steps_at_start"] = model.num_timesteps
+    validation_before = state.get("validation_s", 0.0)
     model.learn(total_timesteps=args.timesteps, callback=supervisor, reset_num_timesteps=not args.resume)
     wall = time.time() - learn_started
     state["trained_s"] = time.time() - state["started"]
-    state["steps_per_second_this_session"] = (model.num_timesteps - (state.get("steps_at_start") or 0)) / wall
+    steps = model.num_timesteps - (state.get("steps_at_start") or 0)
+    state["steps_per_second_this_session"] = steps / wall
+    training_wall = max(wall - (state.get("validation_s", 0.0) - validation_before), 1e-9)
+    state["training_steps_per_second_this_session"] = steps / training_wall
     model.save(run_dir / "checkpoint.zip")
     progress_path.write_text(json.dumps(state, indent=2))
     log(run_dir, f"done: {model.num_timesteps} agent steps, {state['updates']} updates, best validation ratio "
                  f"{state['best_score']:.4f}, {wall:.0f} s this session, "
-                 f"{state['steps_per_second_this_session']:.1f} agent steps/s (validation included)")
+                 f"{state['steps_per_second_this_session']:.1f} agent steps/s with validation, "
+                 f"{state['training_steps_per_second_this_session']:.1f} without (rollouts + PPO updates)")
     return 0
 
 
