@@ -198,12 +198,39 @@ class ReservationResidualEnv(gym.Wrapper):
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != (1,) or not np.isfinite(action).all():
-            raise ValueError(f"reservation action must be one finite number, got {action.tolist()}")
+        if action.shape != self.action_space.shape or not np.isfinite(action).all():
+            raise ValueError(f"{type(self).__name__} action must be {self.action_space.shape[0]} finite number(s), "
+                             f"got {action.tolist()}")
+        self.apply(np.clip(action, -1.0, 1.0))
         inner = self.env.unwrapped
-        self.scheduler.reservation.quantile = self.quantile(action[0])
         obs, reward, terminated, truncated, info = inner.launch(self.scheduler.decide(inner.sim))
         return {"global": obs["global"]}, reward, terminated, truncated, info
+
+    def apply(self, action: np.ndarray) -> None:
+        """Set the heuristic's knobs for the next decision from a clipped action."""
+        self.scheduler.reservation.quantile = self.quantile(action[0])
+
+
+class FormulaResidualEnv(ReservationResidualEnv):
+    """:class:`ReservationResidualEnv` on "tuned" whose action also shifts the priority formula's weights each
+    iteration: ``w_kv``, ``w_age`` and ``w_preempt`` (:mod:`baselines.tuned`) by :data:`WEIGHT_SPANS` times actions
+    2-4 (zero = the tuned weights exactly)."""
+
+    WEIGHT_SPANS = {"w_kv": 0.5, "w_age": 0.5, "w_preempt": 1.0}
+
+    def __init__(self, env: gym.Env, base: str | BatchBuilderScheduler = "tuned", span: float = 0.15):
+        super().__init__(env, base, span)
+        order = self.scheduler.order
+        if not all(hasattr(order, name) for name in self.WEIGHT_SPANS):
+            raise ValueError(f"the formula residual needs the tuned heuristic's formula order (weights "
+                             f"{list(self.WEIGHT_SPANS)}), got {type(order).__name__}")
+        self.base_weights = {name: float(getattr(order, name)) for name in self.WEIGHT_SPANS}
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1 + len(self.WEIGHT_SPANS),), dtype=np.float32)
+
+    def apply(self, action: np.ndarray) -> None:
+        super().apply(action)
+        for (name, span), value in zip(self.WEIGHT_SPANS.items(), action[1:]):
+            setattr(self.scheduler.order, name, self.base_weights[name] + span * float(value))
 
 
 def base_metrics(env: gym.Env, base: str, workload) -> dict[str, float]:
@@ -214,17 +241,18 @@ def base_metrics(env: gym.Env, base: str, workload) -> dict[str, float]:
     return dict(sim.run(make_scheduler(base)).summary)
 
 
-CONTROLS = ("ranking", "reservation")
-"""What a residual agent corrects: every request's rank (:class:`ResidualEnv`) or the admission reservation
-(:class:`ReservationResidualEnv`)."""
+CONTROLS = ("ranking", "reservation", "formula")
+"""What a residual agent corrects: every request's rank (:class:`ResidualEnv`), the admission reservation
+(:class:`ReservationResidualEnv`) or the reservation and tuned's formula weights (:class:`FormulaResidualEnv`)."""
 
 
 def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", window: int = 256,
                       correction_scale: float = 2.0, control: str = "ranking", span: float = 0.15,
                       **env_kwargs: Any) -> ResidualEnv | ReservationResidualEnv:
     """``gym.make(env_id, window=window, **env_kwargs)`` wrapped in a :class:`ResidualEnv` (``control="ranking"``:
-    the agent sees and corrects the first ``window`` slots) or a :class:`ReservationResidualEnv`
-    (``"reservation"``); the heuristic's decisions may touch any request."""
+    the agent sees and corrects the first ``window`` slots), a :class:`ReservationResidualEnv`
+    (``"reservation"``) or a :class:`FormulaResidualEnv` (``"formula"``); the heuristic's decisions may touch any
+    request."""
     if "window" in env_kwargs:
         raise ValueError("make_residual_env sets the env's 'window' itself; pass window= instead")
     if control not in CONTROLS:
@@ -232,6 +260,8 @@ def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", wind
     env = gym.make(env_id, window=window, **env_kwargs)
     if control == "reservation":
         return ReservationResidualEnv(env, base, span=span)
+    if control == "formula":
+        return FormulaResidualEnv(env, base, span=span)
     return ResidualEnv(env, base, window=window, correction_scale=correction_scale)
 
 
@@ -275,5 +305,5 @@ def correction_is_zero(model) -> bool:
 
 
 __all__ = ["CONTROLS", "base_metrics", "EXTRA_FEATURES", "RESERVATION_POLICY_KWARGS", "RESIDUAL_ENV_ID", "RESIDUAL_POLICY_KWARGS",
-           "ReservationResidualEnv", "ResidualEnv", "ResidualOrder", "correction_is_zero", "correction_layer",
+           "FormulaResidualEnv", "ReservationResidualEnv", "ResidualEnv", "ResidualOrder", "correction_is_zero", "correction_layer",
            "make_residual_env", "residual_scheduler", "zero_correction_head"]

@@ -58,7 +58,7 @@ def residual_policy(control: str) -> tuple[Any, dict[str, Any]]:
     for per-request ranking corrections, a small MLP on the global features for the reservation."""
     if control == "ranking":
         return SlotScoringPolicy, RESIDUAL_POLICY_KWARGS
-    if control == "reservation":
+    if control in ("reservation", "formula"):
         return "MultiInputPolicy", RESERVATION_POLICY_KWARGS
     raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
 
@@ -147,7 +147,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="K: the env's slots (ranking control: the slots the agent sees and corrects)")
     parser.add_argument("--correction-scale", type=float, default=2.0)
     parser.add_argument("--control", choices=CONTROLS, default="reservation",
-                        help="correct every request's rank, or set the admission reservation each iteration")
+                        help="correct every request's rank, set the admission reservation each iteration, or set the "
+                        "reservation and tuned's formula weights each iteration")
     parser.add_argument("--span", type=float, default=0.15,
                         help="reservation control: an action of +-1 moves the base quantile by this much")
     parser.add_argument("--validation-windows", type=int, default=6)

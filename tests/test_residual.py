@@ -139,6 +139,19 @@ def test_reservation_control_at_zero_is_the_base_heuristic_and_moves_the_reserva
     assert shifted["sum_ttlt"] != pytest.approx(zero["sum_ttlt"], rel=1e-9)
 
 
+def test_formula_control_at_zero_is_tuned_and_its_weights_move_the_schedule():
+    env = make_residual_env("InferMax-v0", "tuned", window=16, control="formula", oracle=False, kv_capacity=20_000)
+    assert env.action_space.shape == (4,)
+    workload = small_workload(5)
+    zero = run_residual(env, workload, lambda obs: np.zeros(4, dtype=np.float32))
+    assert zero == pytest.approx(heuristic_metrics(env, "tuned", workload), rel=1e-12)
+    for weight, action in (("w_age", [0.0, 0.0, 1.0, 0.0]), ("w_preempt", [0.0, 0.0, 0.0, 1.0])):
+        shifted = run_residual(env, workload, lambda obs: np.array(action, dtype=np.float32))
+        assert getattr(env.scheduler.order, weight) == pytest.approx(env.base_weights[weight]
+                                                                     + env.WEIGHT_SPANS[weight])
+        assert shifted["sum_ttlt"] != pytest.approx(zero["sum_ttlt"], rel=1e-9)
+
+
 def test_untrained_reservation_agent_is_the_base_heuristic():
     from agents.residual import RESERVATION_POLICY_KWARGS
 
@@ -160,5 +173,7 @@ def test_reservation_control_refuses_bad_input_by_name():
         make_residual_env("InferMax-Tiny-v0", "tuned", window=4, control="knobs")
     env = make_residual_env("InferMax-Tiny-v0", "tuned", window=4, control="reservation")
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="one finite number"):
+    with pytest.raises(ValueError, match="1 finite number"):
         env.step(np.zeros(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="formula order"):
+        make_residual_env("InferMax-Tiny-v0", "sagesched", window=4, control="formula")
