@@ -6,12 +6,14 @@ objectives and stores the best schedule and bound found, keeping a stored entry 
 proven or already solved with at least the requested time limit are skipped (``--rerun``: solved again unless
 proven, e.g. with a new method), so a run can be resumed or extended. Tiny
 families run :func:`solve_optimal`; trace families (too large for CP-SAT) store the best heuristic's schedule and
-the closed-form bound of :func:`optimum_lower_bound`. ``leaderboard`` evaluates every registered heuristic on every
+the closed-form bound of :func:`optimum_lower_bound`. ``bounds`` raises every stored bound to the current closed form
+(no search; for after the bound improves). ``leaderboard`` evaluates every registered heuristic on every
 stored family and writes the certified gap brackets.
 
 Usage::
 
     python benchmarks/optimal_suite.py compute --families tiny-6 tiny-10 --time-limit 60 --workers 8 [--rerun]
+    python benchmarks/optimal_suite.py bounds
     python benchmarks/optimal_suite.py leaderboard --out docs/leaderboard.md
 """
 
@@ -98,6 +100,29 @@ def compute(families: list[str], time_limit: float, workers: int, objectives: li
                 save_records(family, data)
 
 
+def refresh_bounds(families: list[str], objectives: list[str]) -> None:
+    """Raise each stored bound to the current closed-form bound where that is larger, recording it in ``runs``."""
+    for family in families:
+        data = load_records(family)
+        spec = FAMILIES[family]
+        for item in data["instances"]:
+            for objective in objectives:
+                record = item["objectives"].get(objective)
+                if record is None:
+                    continue
+                started = time.perf_counter()
+                closed = optimum_lower_bound(spec.workload(item["seed"]), engine=spec.engine, objective=objective)
+                if closed.bound <= record["bound_s"]:
+                    continue
+                runs = record.get("runs", [{"settings": record["settings"], "wall_s": record["wall_s"]}])
+                record["runs"] = runs + [{"settings": {"method": "closed-form bound", "time_limit_s": 0},
+                                          "wall_s": time.perf_counter() - started}]
+                print(f"{family} seed {item['seed']} {objective:8s} bound {record['bound_s']:.6f} -> "
+                      f"{closed.bound:.6f} s", flush=True)
+                record["bound_s"] = closed.bound
+        save_records(family, data)
+
+
 def leaderboard(out: Path) -> None:
     lines = ["# Leaderboard: certified gaps on the benchmark suite", "",
              "Written by `python benchmarks/optimal_suite.py leaderboard`. For each family of "
@@ -106,8 +131,9 @@ def leaderboard(out: Path) -> None:
              "of its gap to the optimum: `best` = value / best-known - 1 (the gap is at least this) and `bound` = "
              "value / bound - 1 (at most this). Oracle heuristics (`srpt`, `sort_output`, `*_noe`) read true output "
              "lengths. Stored entries, their solver settings and times are in `baselines/optimal/suite_data/`. "
-             "No agent is listed: the one stored checkpoint (`agents/checkpoints/residual_sagesched`) is trained for "
-             "InferMax-v0's engine, not these families'; `evaluate(family, policy, objective, env=...)` scores any "
+             "No agent is listed: the shipped checkpoint (`agents/checkpoints/residual_reservation_tuned`) is "
+             "trained for InferMax-v0's engine, not these families'; `evaluate(family, policy, objective, env=...)` "
+             "scores any "
              "env policy whose env has the family's engine.", ""]
     for family, spec in FAMILIES.items():
         for objective in OBJECTIVES:
@@ -135,19 +161,21 @@ def leaderboard(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("compute", "leaderboard"), help="what to do")
+    parser.add_argument("command", choices=("compute", "bounds", "leaderboard"), help="what to do")
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES),
-                        help="compute: families to solve")
+                        help="compute, bounds: families")
     parser.add_argument("--time-limit", type=float, default=60.0, help="compute: seconds per solve_optimal call")
     parser.add_argument("--workers", type=int, default=2, help="compute: CP-SAT workers")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES),
-                        help="compute: objectives")
+                        help="compute, bounds: objectives")
     parser.add_argument("--rerun", action="store_true", help="compute: solve again every instance not proven, "
                         "keeping the better entry")
     parser.add_argument("--out", type=Path, default=Path("docs/leaderboard.md"), help="leaderboard: output file")
     args = parser.parse_args(argv)
     if args.command == "compute":
         compute(args.families, args.time_limit, args.workers, args.objectives, args.rerun)
+    elif args.command == "bounds":
+        refresh_bounds(args.families, args.objectives)
     else:
         leaderboard(args.out)
 

@@ -238,7 +238,7 @@ def fixed_charge_bound(instance: ScheduleInstance, cost: IntegerLinearCost, obje
     """A lower bound on the fixed charges of every schedule of at most ``horizon`` iterations (cost units):
     CP-SAT's bound on the model with the cost :func:`fixed_charge_cost`, which carries the closed-form counts
     (:func:`prefix_bounds`) and their fixed-charge price as cuts, so its bound starts there. None when ``deadline`` (a
-    :func:`time.perf_counter` value) passes before the search ends with a bound.
+    :func:`time.perf_counter` value) passes before the search finds a schedule.
 
     With ``horizon`` at least the iterations of some optimal schedule of the full objective, the full optimum is at
     least this bound plus the per-request amounts of :func:`closed_form_terms` (:func:`combine` with
@@ -247,7 +247,7 @@ def fixed_charge_bound(instance: ScheduleInstance, cost: IntegerLinearCost, obje
     fixed = fixed_charge_cost(cost)
     terms = closed_form_terms(instance, cost, objective)
     prefix = prefix_bounds(instance)
-    counted = _counted_fixed_charges(replace(terms, per_request=0), fixed)
+    counted = _counted_fixed_charges(terms, fixed)
     cuts = BoundCuts(prefix.iterations[-1], prefix.prefill_iterations[-1], sum(prefix.iterations), counted)
     solved = _solve_term(instance, fixed, objective, horizon, deadline, workers, seed, cuts)
     if solved is None:
