@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -282,3 +287,22 @@ def test_optimal_schedule_replays_through_the_env(objective):
         obs, _, terminated, truncated, info = env.step(action)
     assert terminated
     assert info["metrics"] == result.replayed.summary
+
+
+def test_models_study_compares_variants_and_previous_rows(tmp_path):
+    """benchmarks/optimal_scale.py models: each variant's rows saved, earlier rows summarised as "(previous)"."""
+    root = Path(__file__).resolve().parents[1]
+    previous = tmp_path / "previous.json"
+    previous.write_text(json.dumps([{"model": "old", "objective": "gpu_time", "n": 2, "seed": 0, "status": "FEASIBLE",
+                                     "gap": 0.5, "time_s": 5.0}]))
+    out = tmp_path / "rows.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "optimal_scale.py"), "models", "--sizes", "2",
+                             "--seeds", "1", "--time-limit", "10", "--objectives", "gpu_time", "--variants", "old",
+                             "new", "--previous", str(previous), "--json", str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == ["old", "new"] and all(r["status"] == "OPTIMAL" for r in rows)
+    assert rows[0]["objective_s"] == pytest.approx(rows[1]["objective_s"], rel=1e-9)
+    assert "old (previous)" in result.stdout and "gap mean  50.00%" in result.stdout
