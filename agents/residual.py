@@ -248,7 +248,7 @@ CONTROLS = ("ranking", "reservation", "formula")
 
 def make_residual_env(env_id: str = "InferMax-v0", base: str = "sagesched", window: int = 256,
                       correction_scale: float = 2.0, control: str = "ranking", span: float = 0.15,
-                      **env_kwargs: Any) -> ResidualEnv | ReservationResidualEnv:
+                      **env_kwargs: Any) -> gym.Wrapper:
     """``gym.make(env_id, window=window, **env_kwargs)`` wrapped in a :class:`ResidualEnv` (``control="ranking"``:
     the agent sees and corrects the first ``window`` slots), a :class:`ReservationResidualEnv`
     (``"reservation"``) or a :class:`FormulaResidualEnv` (``"formula"``); the heuristic's decisions may touch any

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
@@ -32,8 +33,8 @@ from .builders import attach_metadata
 from .curriculum import Curriculum
 from .group_rollouts import GroupPPO
 from .policies import SlotScoringPolicy
-from .residual import (CONTROLS, RESERVATION_POLICY_KWARGS, RESIDUAL_ENV_ID, RESIDUAL_POLICY_KWARGS, ResidualEnv,
-                       base_metrics, make_residual_env, zero_correction_head)
+from .residual import (CONTROLS, RESERVATION_POLICY_KWARGS, RESIDUAL_ENV_ID, RESIDUAL_POLICY_KWARGS, base_metrics,
+                       make_residual_env, zero_correction_head)
 
 ENV_ID = "InferMax-v0"
 RESIDUAL_MAKE_ID = f"agents.residual:{RESIDUAL_ENV_ID}"
@@ -63,8 +64,9 @@ def residual_policy(control: str) -> tuple[Any, dict[str, Any]]:
     raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
 
 
-def env_from_metadata(env_kwargs: dict[str, Any]) -> ResidualEnv:
-    """The :class:`ResidualEnv` a residual agent's saved ``env_kwargs`` describe."""
+def env_from_metadata(env_kwargs: dict[str, Any]) -> gym.Wrapper:
+    """The residual env (:func:`~agents.residual.make_residual_env`) a residual agent's saved ``env_kwargs``
+    describe."""
     return make_residual_env(ENV_ID, **env_kwargs)
 
 
@@ -76,7 +78,7 @@ def validation_windows(count: int, rate: float = 1.0, num_requests: int = 256, o
     return [generator(np.random.default_rng(offset + i)) for i in range(count)]
 
 
-def relative_score(model, env: ResidualEnv, workloads, references: list[float]) -> float:
+def relative_score(model, env: gym.Wrapper, workloads, references: list[float]) -> float:
     """Mean over ``workloads`` of the deterministic policy's sum of TTLT over ``references``."""
     ratios = []
     for workload, reference in zip(workloads, references):
@@ -93,7 +95,7 @@ class Supervisor(BaseCallback):
     """Checkpoints after every update, validates every ``validate_every`` updates, and stops training after the
     first update that ends past the wall-clock ``deadline``."""
 
-    def __init__(self, run_dir: Path, env: ResidualEnv, workloads, references, validate_every: int,
+    def __init__(self, run_dir: Path, env: gym.Wrapper, workloads, references, validate_every: int,
                  deadline: float, state: dict[str, Any]):
         super().__init__()
         self.run_dir, self.env, self.workloads, self.references = run_dir, env, workloads, references
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     env_kwargs = residual_env_kwargs(args.base, args.window, args.correction_scale, args.control, args.span)
 
-    def factory() -> ResidualEnv:
+    def factory() -> gym.Wrapper:
         return env_from_metadata(env_kwargs)
 
     started = time.time()
