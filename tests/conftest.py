@@ -1,5 +1,10 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+
+from baselines import VLLMScheduler
 
 from infermax_env.workload import default_trace_dir
 
@@ -68,3 +73,19 @@ def metrics_through_env(env, scheduler_name: str, seed: int) -> tuple[dict, dict
     base = env.unwrapped
     direct = Simulator(base.sim.workload, base.config.cost_model, base.config.engine, oracle=base.config.oracle)
     return info["metrics"], direct.run(make_scheduler(scheduler_name)).summary
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (what a subprocess worker or a new user session sees)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+class RecordingVLLM(VLLMScheduler):
+    """vLLM that keeps every ``StepResult`` its ``on_step`` hook receives (reset with each run)."""
+
+    def reset(self, sim):
+        super().reset(sim)
+        self.results = []
+
+    def on_step(self, result):
+        self.results.append(result)

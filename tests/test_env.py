@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import gymnasium as gym
@@ -15,6 +13,7 @@ from baselines import VLLMScheduler  # importing baselines registers the schedul
 from infermax_env import Decision, InfeasibleDecisionError, LinearCostModel, Simulator, Workload, objective_value
 from infermax_env.envs import GLOBAL_FEATURES, GLOBAL_INDEX, REQUEST_FEATURES, REQUEST_INDEX, InvalidActionError
 from infermax_env.instances import INFERMAX_ENGINE, TINY_ENGINE, tiny_setting
+from tests.conftest import run_python
 
 MODES = ("select", "priority", "sequential")
 
@@ -194,7 +193,7 @@ def test_reference_names_resolve_in_a_process_that_never_imported_baselines():
     code = ("import sys, gymnasium as gym, infermax_env\n"
             "env = gym.make('InferMax-Tiny-v0', reference='vllm'); env.reset(seed=0)\n"
             "print('baselines' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
 

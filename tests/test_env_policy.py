@@ -9,7 +9,7 @@ import pytest
 
 import infermax_env  # noqa: F401  (registers the envs)
 from infermax_env.envs import NotExpressibleError
-from tests.conftest import metrics_through_env
+from tests.conftest import RecordingVLLM, metrics_through_env
 
 
 @pytest.mark.parametrize("scheduler", ["vllm", "infermax", "sarathi"])
@@ -54,30 +54,22 @@ def test_policy_resets_the_scheduler_at_each_episode():
 
 
 def test_policy_pushes_each_launched_step_to_the_scheduler_on_step_hook():
-    from baselines import VLLMScheduler
     from baselines.policy import SchedulerPolicy
     from infermax_env import Simulator
 
-    class Recording(VLLMScheduler):
-        def reset(self, sim):
-            super().reset(sim)
-            self.decisions = []
-
-        def on_step(self, result):
-            self.decisions.append(result.decision)
-
     env = gym.make("InferMax-Tiny-v0", action_mode="sequential")
-    scheduler = Recording()
+    scheduler = RecordingVLLM()
     policy = SchedulerPolicy(scheduler, env)
     env.reset(seed=3)
     terminated = False
     while not terminated:
         _, _, terminated, _, _ = env.step(policy.predict(None)[0])
     sim = env.unwrapped.sim
-    direct = Recording()
+    direct = RecordingVLLM()
     Simulator(sim.workload, sim.cost_model, sim.config, oracle=sim.oracle).run(direct)
     # Before each decision the scheduler has seen every step so far (the final step needs no further decision).
-    assert scheduler.decisions == sim.log.decisions[:-1] == direct.decisions[:-1]
+    seen, seen_directly = ([r.decision for r in s.results] for s in (scheduler, direct))
+    assert seen == sim.log.decisions[:-1] == seen_directly[:-1]
 
 
 # ---- vector envs and SB3 ------------------------------------------------------------------------------------

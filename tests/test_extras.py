@@ -1,8 +1,6 @@
 """Dependencies by need: a missing extra is named with its install line; specs of settings given by name are JSON."""
 
 import json
-import subprocess
-import sys
 
 import gymnasium as gym
 import pytest
@@ -10,6 +8,7 @@ import pytest
 import baselines  # noqa: F401  (registers the scheduler names used as reference="vllm")
 import infermax_env  # noqa: F401
 from infermax_env.extras import EXTRAS, MissingExtraError, require
+from tests.conftest import run_python
 
 
 @pytest.mark.parametrize("blocked, statement, extra", [
@@ -18,7 +17,7 @@ from infermax_env.extras import EXTRAS, MissingExtraError, require
 ])
 def test_a_missing_extra_names_itself_and_its_install_line(blocked, statement, extra):
     code = f"import sys; sys.modules[{blocked!r}] = None\n{statement}"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = run_python(code)
     assert result.returncode != 0
     assert "MissingExtraError" in result.stderr and f"[{extra}] extra" in result.stderr
     assert f"pip install 'infermax-env[{extra}]'" in result.stderr
@@ -31,7 +30,7 @@ def test_the_core_needs_no_extra():
             "from infermax_env.wrappers import FlatObservation\n"
             "env = FlatObservation(gym.make('InferMax-Tiny-v0'))\nenv.reset(seed=0)\n"
             "vec = gym.make_vec('InferMax-Tiny-v0', 2)\nvec.reset(seed=0)\nprint('ok')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from baselines import VLLMScheduler
 from infermax_env import (Batch, Decision, EngineConfig, InfeasibleDecisionError, LinearCostModel, Simulator,
                           Workload, WorkloadError, compute_metrics)
-from tests.conftest import random_feasible_decision
+from tests.conftest import RecordingVLLM, random_feasible_decision
 
 COST = LinearCostModel()
 
@@ -230,17 +230,9 @@ def test_vllm_replay_is_deterministic_and_consistent():
 
 
 def test_run_pushes_every_step_result_to_a_scheduler_on_step_hook():
-    class Recording(VLLMScheduler):
-        def reset(self, sim):
-            super().reset(sim)
-            self.results = []
-
-        def on_step(self, result):
-            self.results.append(result)
-
     workload = Workload.from_lists([5, 3, 8, 2], [3, 4, 2, 5], [0.0, 0.0, 5.0, 5.0])  # idles between the groups
     sim = Simulator(workload, COST, EngineConfig(kv_capacity=12, token_budget=6))
-    scheduler = Recording()
+    scheduler = RecordingVLLM()
     metrics = sim.run(scheduler)
     launched = [r for r in scheduler.results if r.batch_time > 0]
     assert [r.decision for r in launched] == sim.log.decisions and len(launched) == metrics["iterations"]
